@@ -1,0 +1,360 @@
+"""The TOML configuration: parsing, secrets, validation with file/line/key, the core's schema.
+
+The core validates its own tables (`[retarus]`, `[worker]`, `[journal]`, `[health]`,
+`[plugins]`); plugins validate theirs through `faxflow_check_config`. A problem names its key
+path; `Config.locate` finds the line, since tomllib reports lines only for syntax errors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from faxflow.errors import ConfigError
+
+REGIONS = ("de1", "de2", "us1", "us2", "ch1", "sg1")
+SECRET_WORDS = ("password", "token", "secret", "api_key", "apikey")
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+KeyPath = tuple[str | int, ...]
+
+
+def is_secret_key(name: str) -> bool:
+    lowered = name.lower()
+    return any(word in lowered for word in SECRET_WORDS)
+
+
+def format_path(path: KeyPath) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigProblem:
+    """One thing wrong with a config file: where (key path) and what."""
+
+    path: KeyPath
+    message: str
+    line: int | None = None
+
+    def format(self, file: str | None = None) -> str:
+        where = file or "config"
+        if self.line:
+            where += f":{self.line}"
+        key = format_path(self.path)
+        return f"{where}: {key}: {self.message}" if key else f"{where}: {self.message}"
+
+
+# --- The core's own settings; the dataclasses are the schema (docs are generated from them) --
+
+
+def _opt(default: Any, help: str, **extra: Any) -> Any:
+    return field(default=default, metadata={"help": help, **extra})
+
+
+def _list_opt(default: list[str], help: str) -> Any:
+    return field(default_factory=lambda: list(default), metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class RetarusSettings:
+    region: str | None = _opt(None, "Retarus data centre: de1, de2, us1, us2, ch1 or sg1.",
+                              choices=REGIONS)
+    base_url: str | None = _opt(None, "Explicit API base URL instead of a region (e.g. the "
+                                "simulator's http://127.0.0.1:8080/faxin/rest/v1).")
+    username: str = _opt("", "Retarus customer number.", required=True)
+    password: str = _opt("", "Password; use ${ENV_VAR} or password_file, never a literal.",
+                         required=True)
+    topics: list[str] = _list_opt([], "Topics to pull from.")
+    fetch: int = _opt(10, "Most jobs asked for in one pull (also capped by free slots).",
+                      min=1, max=100)
+    lock_timeout: int = _opt(600, "Seconds a handed-out fax stays locked; must cover the worst "
+                             "processing time of one fax.", min=1)
+    timeout: float = _opt(30.0, "HTTP timeout in seconds for one request.", min=0.1)
+    max_download_bytes: int = _opt(200_000_000, "Largest document accepted.", min=1)
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    concurrency: int = _opt(4, "Faxes processed at the same time.", min=1, max=256)
+    spool_dir: str = _opt("spool", "Where documents are downloaded; cleaned after ack.")
+    quarantine_dir: str = _opt("quarantine", "Where faxes that cannot be processed are kept.")
+    max_attempts: int = _opt(5, "Attempts before a fax is quarantined.", min=1)
+    poll_interval_max: float = _opt(30.0, "Longest wait between pulls when the topic is empty.",
+                                    min=0.0)
+    grace_period: float = _opt(60.0, "Seconds in-flight faxes get to finish on SIGTERM.",
+                               min=0.0)
+    reload: bool = _opt(True, "Watch the config file and reload it when it changes.")
+
+
+@dataclass(frozen=True)
+class JournalSettings:
+    backend: str = _opt("sqlite", "sqlite or postgresql.", choices=("sqlite", "postgresql"))
+    path: str = _opt("faxflow.sqlite", "SQLite file (backend sqlite).")
+    url: str | None = _opt(None, "PostgreSQL conninfo (backend postgresql); use ${ENV_VAR}.")
+
+
+@dataclass(frozen=True)
+class HealthSettings:
+    listen: str | None = _opt(None, "host:port for /healthz, /readyz and /metrics; off if unset.")
+    ready_after: float = _opt(300.0, "Seconds since the last successful pull before /readyz "
+                              "fails.", min=1.0)
+
+
+CORE_SECTIONS: dict[str, type] = {
+    "retarus": RetarusSettings,
+    "worker": WorkerSettings,
+    "journal": JournalSettings,
+    "health": HealthSettings,
+}
+
+
+@dataclass
+class Config:
+    """A parsed, secret-resolved configuration file."""
+
+    data: dict[str, Any]
+    path: Path | None = None
+    text: str = ""
+    retarus: RetarusSettings = field(default_factory=RetarusSettings)
+    worker: WorkerSettings = field(default_factory=WorkerSettings)
+    journal: JournalSettings = field(default_factory=JournalSettings)
+    health: HealthSettings = field(default_factory=HealthSettings)
+
+    def plugin_options(self, name: str) -> dict[str, Any]:
+        """The ``[plugins.<name>]`` table, or an empty dict."""
+        table = self.data.get("plugins", {}).get(name, {})
+        return table if isinstance(table, dict) else {}
+
+    @property
+    def disabled_plugins(self) -> list[str]:
+        value = self.data.get("plugins", {}).get("disable", [])
+        return [str(v) for v in value] if isinstance(value, list) else []
+
+    def resolve(self, relative: str) -> Path:
+        """A path from the config, relative to the config file's folder."""
+        p = Path(relative).expanduser()
+        if not p.is_absolute() and self.path is not None:
+            p = self.path.parent / p
+        return p
+
+    def locate(self, path: KeyPath) -> int | None:
+        return locate(self.text, path)
+
+    def __repr__(self) -> str:  # never show secrets
+        return f"Config(path={self.path!s})"
+
+
+def locate(text: str, path: KeyPath) -> int | None:
+    """Best-effort line number (1-based) of a key path in TOML text.
+
+    Understands `[a.b]` and `[[a]]` headers (the n-th `[[a]]` for an int index) and
+    `key = ...` lines; returns the deepest line found, so a missing key points at its table.
+    """
+    if not path:
+        return None
+    best: int | None = None
+    header: KeyPath = ()
+    counts: dict[str, int] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if line.startswith("[["):
+            name = line[2:].split("]]")[0].strip().strip('"')
+            index = counts.get(name, 0)
+            counts[name] = index + 1
+            header = (*tuple(name.split(".")), index)
+        elif line.startswith("["):
+            header = tuple(p.strip().strip('"') for p in line[1:].split("]")[0].split("."))
+        elif "=" in line and not line.startswith("#"):
+            key = line.split("=", 1)[0].strip().strip('"')
+            full = (*header, *key.split("."))
+            if full == path[: len(full)] and full:
+                return number if full == path else number
+            continue
+        else:
+            continue
+        if header and header == path[: len(header)]:
+            best = number
+    return best
+
+
+# --- Loading --------------------------------------------------------------------------------
+
+
+def _substitute(value: Any, path: KeyPath, env: Mapping[str, str],
+                problems: list[ConfigProblem], base: Path | None) -> Any:
+    """Fill ${ENV} references and read *_file secrets, recursively."""
+    if isinstance(value, str):
+        def repl(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in env:
+                problems.append(ConfigProblem(path, f"environment variable {name} is not set"))
+                return ""
+            return env[name]
+        return _ENV_REF.sub(repl, value)
+    if isinstance(value, list):
+        return [_substitute(v, (*path, i), env, problems, base) for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out[key] = _substitute(item, (*path, key), env, problems, base)
+        for key in list(out):
+            stem = key.removesuffix("_file")
+            if key.endswith("_file") and is_secret_key(stem) and isinstance(out[key], str):
+                if stem in out:
+                    problems.append(ConfigProblem((*path, key), f"give {stem} or {key}, not both"))
+                    continue
+                file = Path(out.pop(key)).expanduser()
+                if base is not None and not file.is_absolute():
+                    file = base / file
+                try:
+                    out[stem] = file.read_text(encoding="utf-8").strip()
+                except OSError as exc:
+                    problems.append(ConfigProblem((*path, key),
+                                                  f"cannot read secret file: {exc.strerror}"))
+        return out
+    return value
+
+
+def _type_ok(value: Any, hint: Any) -> bool:
+    origin = typing.get_origin(hint)
+    if origin in (types.UnionType, typing.Union):
+        return any(_type_ok(value, arg) for arg in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        return isinstance(value, list) and all(_type_ok(v, item) for v in value)
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+def _type_name(hint: Any) -> str:
+    names = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+    origin = typing.get_origin(hint)
+    if origin in (types.UnionType, typing.Union):
+        return " or ".join(_type_name(a) for a in typing.get_args(hint) if a is not type(None))
+    if origin is list:
+        return "a list of strings"
+    return names.get(hint, str(hint))
+
+
+def build_section(cls: type, table: Any, path: KeyPath,
+                  problems: list[ConfigProblem]) -> Any:
+    """Validate one core table against its dataclass and build it (defaults where invalid)."""
+    if not isinstance(table, dict):
+        problems.append(ConfigProblem(path, "must be a table"))
+        return cls()
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in known:
+            hint = _suggest(key, known)
+            problems.append(ConfigProblem((*path, key), "unknown option" + hint))
+            continue
+        meta = known[key].metadata
+        if not _type_ok(value, hints[key]):
+            problems.append(ConfigProblem((*path, key), f"must be {_type_name(hints[key])}"))
+            continue
+        if "choices" in meta and value is not None and value not in meta["choices"]:
+            problems.append(ConfigProblem((*path, key),
+                                          f"must be one of {', '.join(meta['choices'])}"))
+            continue
+        if "min" in meta and isinstance(value, int | float) and value < meta["min"]:
+            problems.append(ConfigProblem((*path, key), f"must be at least {meta['min']}"))
+            continue
+        if "max" in meta and isinstance(value, int | float) and value > meta["max"]:
+            problems.append(ConfigProblem((*path, key), f"must be at most {meta['max']}"))
+            continue
+        values[key] = value
+    for name, f in known.items():
+        if f.metadata.get("required") and not table.get(name):
+            problems.append(ConfigProblem((*path, name), "required"))
+    return cls(**values)
+
+
+def _suggest(key: str, known: Iterable[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(key, list(known), n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def parse(text: str, path: Path | None = None,
+          env: Mapping[str, str] | None = None) -> tuple[Config, list[ConfigProblem]]:
+    """Parse TOML text and validate the core's tables. Plugin checks are the caller's job."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        match = re.search(r"\(at line (\d+), column \d+\)", message)
+        line = int(match.group(1)) if match else None
+        message = re.sub(r"\s*\(at line \d+, column \d+\)", "", message)
+        return Config({}, path, text), [ConfigProblem((), f"invalid TOML: {message}", line)]
+    problems: list[ConfigProblem] = []
+    base = path.parent if path else None
+    data = _substitute(data, (), os.environ if env is None else env, problems, base)
+    config = Config(data, path, text)
+    for name, cls in CORE_SECTIONS.items():
+        setattr(config, name, build_section(cls, data.get(name, {}), (name,), problems))
+    retarus = config.retarus
+    if "retarus" in data:
+        if not retarus.region and not retarus.base_url:
+            problems.append(ConfigProblem(("retarus",), "set region or base_url"))
+        if retarus.region and retarus.base_url:
+            problems.append(ConfigProblem(("retarus", "base_url"),
+                                          "set region or base_url, not both"))
+        if not retarus.topics:
+            problems.append(ConfigProblem(("retarus", "topics"), "name at least one topic"))
+    plugins = data.get("plugins", {})
+    if not isinstance(plugins, dict):
+        problems.append(ConfigProblem(("plugins",), "must be a table"))
+    elif not isinstance(plugins.get("disable", []), list):
+        problems.append(ConfigProblem(("plugins", "disable"), "must be a list of plugin names"))
+    if config.journal.backend == "postgresql" and not config.journal.url:
+        problems.append(ConfigProblem(("journal", "url"), "required for backend postgresql"))
+    return config, problems
+
+
+def check_sections(config: Config, claimed: Iterable[str]) -> list[ConfigProblem]:
+    allowed = {*CORE_SECTIONS, "plugins", *claimed}
+    return [ConfigProblem((key,), "unknown table" + _suggest(key, allowed))
+            for key in config.data if key not in allowed]
+
+
+def with_lines(config: Config, problems: Iterable[ConfigProblem]) -> list[ConfigProblem]:
+    return [p if p.line else dataclasses.replace(p, line=config.locate(p.path))
+            for p in problems]
+
+
+def read(path: Path, env: Mapping[str, str] | None = None) -> tuple[Config, list[ConfigProblem]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    return parse(text, path, env)
+
+
+def redact(value: Any, key: str = "") -> Any:
+    """A copy safe to log: secret-looking keys replaced by '***'."""
+    if isinstance(value, dict):
+        return {k: ("***" if is_secret_key(k) and v else redact(v, k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v, key) for v in value]
+    return value

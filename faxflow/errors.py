@@ -1,0 +1,16 @@
+"""Exceptions the core and plugins share."""
+
+from __future__ import annotations
+
+
+class FaxflowError(Exception):
+    """Base of faxflow's own errors; the CLI prints their message without a traceback."""
+
+
+class PermanentError(FaxflowError):
+    """Raised by a stage hook when this fax can never be processed (corrupt document, a
+    destination that refuses it for good): the fax is quarantined with this message."""
+
+
+class ConfigError(FaxflowError):
+    """The configuration file is invalid; the message names file, line and key."""

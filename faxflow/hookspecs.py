@@ -1,0 +1,215 @@
+"""Every hook faxflow calls, in the order a fax meets them.
+
+How results combine is chosen per hook, on purpose:
+- one answer: ``firstresult`` hooks stop at the first non-None return (the core's own
+  default is registered ``trylast`` so any plugin can take over);
+- contributions: every non-None return is collected and merged by the core;
+- votes: every opinion is collected and decided by `faxflow.ack.decide`;
+- notifications: return values are ignored; an exception is logged, never fatal.
+
+Every implementation may accept any subset of the arguments listed, so adding an argument
+never breaks an old plugin. Stage hooks (text extraction, classification, routing, delivery)
+may raise: `faxflow.errors.PermanentError` quarantines the fax with its message, any other
+exception becomes a transient problem (the fax is retried after its lock expires).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    import click
+
+    from faxflow.app import App
+    from faxflow.config import Config, ConfigProblem
+    from faxflow.types import (
+        Classification,
+        Decision,
+        DeliveryResult,
+        DestinationType,
+        Document,
+        Fax,
+        PageText,
+        Route,
+        Vote,
+    )
+
+hookspec = pluggy.HookspecMarker("faxflow")
+hookimpl = pluggy.HookimplMarker("faxflow")
+
+
+# --- Set-up and tear-down -------------------------------------------------------------------
+
+
+@hookspec
+def faxflow_register_commands(cli: click.Group) -> None:
+    """Add click commands to the ``faxflow`` command line.
+
+    Fires once when the CLI is built, before arguments are parsed. Add commands with
+    ``cli.command()`` or ``cli.add_command()``. Return value ignored. May raise: the CLI then
+    fails to start, so keep it to adding commands.
+    """
+
+
+@hookspec
+def faxflow_config_sections() -> Iterable[str] | None:
+    """Name the top-level TOML tables this plugin reads besides ``[plugins.<name>]``.
+
+    Fires when a config file is validated. The core rejects top-level keys nobody claims, so a
+    plugin that reads e.g. ``[[rule]]`` returns ``["rule"]``. Contributions are merged.
+    """
+
+
+@hookspec
+def faxflow_check_config(config: Config, app: App) -> Iterable[ConfigProblem] | None:
+    """Validate this plugin's part of the configuration; return the problems found.
+
+    Fires for ``faxflow check``, at start-up and for every hot reload, before
+    `faxflow_configure`. `config` is the parsed file; ``config.plugin_options(name)`` is the
+    ``[plugins.<name>]`` table. Problems name their key path; the core adds file and line.
+    Contributions are merged; any problem rejects the file. Must not raise (an exception is
+    reported as a problem of the plugin).
+    """
+
+
+@hookspec
+def faxflow_configure(config: Config, app: App) -> None:
+    """Take a validated configuration into use.
+
+    Fires at start-up and after every hot reload that passed `faxflow_check_config`. Build
+    what is costly here (compiled rules, connection settings), not per fax. Return value
+    ignored. May raise: at start-up the worker refuses to start; on reload the new file is
+    rejected and the old one stays.
+    """
+
+
+@hookspec
+def faxflow_destination_types() -> Iterable[DestinationType] | None:
+    """Declare the destination types this plugin delivers to (``folder``, ``email``, ...).
+
+    Fires once when the app is built. Contributions are merged into ``app.destinations``; two
+    plugins declaring the same type name is an error at start-up. Each type validates its own
+    route options, so ``faxflow check`` can report a bad option with its rule.
+    """
+
+
+@hookspec
+def faxflow_startup(app: App) -> None:
+    """The worker is about to start pulling: open pools and connections.
+
+    Fires once, after `faxflow_configure`. Return value ignored. May raise: the worker then
+    refuses to start with the plugin's message.
+    """
+
+
+@hookspec
+def faxflow_shutdown(app: App) -> None:
+    """The worker has stopped pulling and every in-flight fax is done: release resources.
+
+    Fires once, also after a failed start-up. Return value ignored; exceptions are logged.
+    """
+
+
+# --- The per-fax protocol -------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def faxflow_process_fax(fax: Fax, app: App) -> Decision | None:
+    """Run the whole protocol for one fax and return the acknowledgement decision.
+
+    Fires once per handed-out job, after its documents are downloaded. The core's default
+    (``trylast``) calls, in order: `faxflow_extract_text`, `faxflow_classify`,
+    `faxflow_route`, `faxflow_deliver` for each route not yet delivered, then
+    `faxflow_ack_vote`, and decides. Wrap it (``wrapper=True``) to time or observe a fax;
+    return a `Decision` to replace it. Stops at the first non-None result. Exceptions from the
+    wrapper chain become a not-yet decision.
+    """
+
+
+@hookspec(firstresult=True)
+def faxflow_extract_text(fax: Fax, document: Document, app: App) -> list[PageText] | None:
+    """Return the text of every page of one document.
+
+    Fires once per downloaded document, unless the text is already known. Return one
+    `PageText` per page (a page that failed has ``error`` set and empty text); return None if
+    this plugin cannot read the document type, so the next one is asked. Stops at the first
+    non-None result. Raise `PermanentError` when the document cannot be read at all (corrupt,
+    not a fax document): the fax is quarantined with that reason.
+    """
+
+
+@hookspec
+def faxflow_classify(fax: Fax, app: App) -> Classification | None:
+    """Contribute labels and extracted fields for a fax.
+
+    Fires once per fax after text extraction (``fax.pages`` is filled). Contributions are
+    merged: labels as a union, fields in call order (a later plugin's field wins; the core
+    logs the conflict). Return None to abstain. Labels are visible to `faxflow_route`.
+    """
+
+
+@hookspec
+def faxflow_route(fax: Fax, app: App) -> Iterable[Route] | None:
+    """Return the destinations this fax goes to.
+
+    Fires once per fax after classification. Contributions are concatenated in call order;
+    routes whose ``key`` was already contributed are dropped with a warning. A fax nobody
+    routes is quarantined ("no route"). Route options must already be rendered for this fax.
+    """
+
+
+@hookspec(firstresult=True)
+def faxflow_deliver(fax: Fax, route: Route, uncertain: bool, app: App) -> DeliveryResult | None:
+    """Deliver a fax to one route of a destination type this plugin declared.
+
+    Fires once per route that the journal does not record as delivered. Return None if
+    ``route.type`` is not yours. ``uncertain`` is True when an earlier attempt started this
+    very delivery and its outcome is unknown (a crash mid-call): look at the target first and
+    do not create a second copy. Return `DeliveryResult.transient` for what may work later,
+    `.permanent` for what never will. Stops at the first non-None result. An exception counts
+    as transient.
+    """
+
+
+@hookspec
+def faxflow_ack_vote(fax: Fax, app: App) -> Vote | None:
+    """Vote on acknowledging this fax at Retarus.
+
+    Fires once per fax after delivery. Every vote is collected with its plugin's name and
+    decided by `faxflow.ack.decide`: any quarantine wins, else any not-yet leaves the fax
+    locked to come back after its lock timeout, else it is acknowledged. None abstains. An
+    exception counts as not-yet.
+    """
+
+
+# --- Notifications (return ignored, exceptions logged) ---------------------------------------
+
+
+@hookspec
+def faxflow_fax_received(fax: Fax, app: App) -> None:
+    """A job was handed out and its documents downloaded; processing starts."""
+
+
+@hookspec
+def faxflow_fax_delivered(fax: Fax, route: Route, result: DeliveryResult, app: App) -> None:
+    """One route of a fax was delivered (fires once per route, never again for that route)."""
+
+
+@hookspec
+def faxflow_fax_acknowledged(fax: Fax, decision: Decision, app: App) -> None:
+    """The fax was acknowledged at Retarus after every route succeeded; it will not come back."""
+
+
+@hookspec
+def faxflow_fax_quarantined(fax: Fax, decision: Decision, app: App) -> None:
+    """The fax was written to the quarantine folder (``fax.scratch["quarantine_dir"]``) and
+    will be acknowledged. ``decision.reasons`` says why."""
+
+
+@hookspec
+def faxflow_fax_failed(fax: Fax, decision: Decision, app: App) -> None:
+    """This attempt did not finish (a not-yet vote); the fax stays locked and comes back after
+    the lock timeout, until ``max_attempts`` quarantines it."""

@@ -1,0 +1,3 @@
+from faxflow.simulator import main
+
+main()
