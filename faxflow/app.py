@@ -4,6 +4,8 @@ over the hooks, so the core never calls ``pm.hook.x(**kwargs)`` untyped (the tox
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,7 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 import pluggy
 
-from faxflow.config import Config, ConfigProblem, check_sections, with_lines
+from faxflow.config import Config, ConfigProblem, check_sections, read, with_lines
+from faxflow.errors import ConfigError
+from faxflow.plugins import LoadReport, make_manager
 from faxflow.types import (
     Classification,
     Decision,
@@ -36,6 +40,7 @@ class App:
     config: Config = field(default_factory=lambda: Config({}))
     journal: Journal | None = None
     destinations: dict[str, DestinationType] = field(default_factory=dict)
+    report: LoadReport = field(default_factory=LoadReport)
     # Filled by the worker: counters and times for health checks and metrics.
     state: dict[str, Any] = field(default_factory=dict)
 
@@ -59,7 +64,8 @@ class App:
         errors: list[str] = []
         self.destinations = {}
         for impl in self.pm.hook.faxflow_destination_types.get_hookimpls():
-            for dest in impl.function() or ():
+            declared: Iterable[DestinationType] = impl.function() or ()  # type: ignore[assignment]
+            for dest in declared:
                 if dest.name in self.destinations:
                     errors.append(f"destination type {dest.name!r} declared twice "
                                   f"(again by plugin {impl.plugin_name})")
@@ -73,13 +79,16 @@ class App:
         for names in self.pm.hook.faxflow_config_sections():
             claimed.extend(names or ())
         problems = list(check_sections(config, claimed))
-        for impl in self.pm.hook.faxflow_check_config.get_hookimpls():
-            try:
-                found = impl.function(**_args(impl, config=config, app=self))
+        for name, found, exc in self._each("faxflow_check_config", config=config, app=self):
+            if exc is not None:  # a plugin bug must not hide the other problems
+                problems.append(ConfigProblem(("plugins", name), f"plugin check failed: {exc!r}"))
+            else:
                 problems.extend(found or ())
-            except Exception as exc:  # a plugin bug must not hide the other problems
-                problems.append(ConfigProblem(("plugins", impl.plugin_name),
-                                              f"plugin check failed: {exc!r}"))
+        for name, error in self.report.failed.items():
+            if name in config.data.get("plugins", {}):
+                problems.append(ConfigProblem(("plugins", name),
+                                              f"plugin {name} is configured but failed to "
+                                              f"load: {error}"))
         return with_lines(config, problems)
 
     def configure(self, config: Config) -> None:
@@ -118,24 +127,68 @@ class App:
     def ack_votes(self, fax: Fax) -> dict[str, Vote | None]:
         """Every plugin's vote by plugin name; a plugin that raised votes not-yet."""
         votes: dict[str, Vote | None] = {}
-        for impl in reversed(self.pm.hook.faxflow_ack_vote.get_hookimpls()):
-            try:
-                votes[impl.plugin_name] = impl.function(**_args(impl, fax=fax, app=self))
-            except Exception as exc:
-                log.exception("plugin %s raised in faxflow_ack_vote", impl.plugin_name)
-                votes[impl.plugin_name] = Vote.not_yet(f"vote raised {exc!r}")
+        for name, vote, exc in self._each("faxflow_ack_vote", fax=fax, app=self):
+            if exc is not None:
+                log.error("plugin %s raised in faxflow_ack_vote: %r", name, exc)
+                votes[name] = Vote.not_yet(f"vote raised {exc!r}")
+            else:
+                votes[name] = vote if isinstance(vote, Vote) or vote is None else \
+                    Vote.not_yet(f"voted {vote!r}, not a Vote")
         return votes
 
     def notify(self, hook: str, **kwargs: Any) -> None:
         """Call a notification hook; each implementation isolated, failures logged."""
-        caller = getattr(self.pm.hook, hook)
-        for impl in reversed(caller.get_hookimpls()):
+        for name, _, exc in self._each(hook, **kwargs):
+            if exc is not None:
+                log.error("plugin %s raised in %s (ignored): %r", name, hook, exc)
+
+    def _each(self, hook: str, **kwargs: Any) -> list[tuple[str, Any, Exception | None]]:
+        """Call every implementation of a hook on its own, so one failure is isolated
+        (pluggy stops a hook call at the first exception)."""
+        trace = os.environ.get("FAXFLOW_TRACE_PLUGINS") == "1"
+        out: list[tuple[str, Any, Exception | None]] = []
+        for impl in reversed(getattr(self.pm.hook, hook).get_hookimpls()):
             try:
-                impl.function(**_args(impl, **kwargs))
-            except Exception:
-                log.exception("plugin %s raised in %s (ignored)", impl.plugin_name, hook)
+                out.append((impl.plugin_name, impl.function(**_args(impl, **kwargs)), None))
+            except Exception as exc:
+                out.append((impl.plugin_name, None, exc))
+            if trace:
+                print(f"[trace] {hook} {impl.plugin_name} = {out[-1][2] or out[-1][1]!r}"[:200],
+                      file=sys.stderr)
+        return out
 
 
 def _args(impl: pluggy.HookImpl, **available: Any) -> dict[str, Any]:
     """Only the arguments this implementation asked for (pluggy's own rule)."""
     return {name: available[name] for name in impl.argnames if name in available}
+
+
+def load_app(config_path: Path | None, *, plugins_dir: Path | None = None,
+             extra: Iterable[tuple[str, Any]] = (), env: dict[str, str] | None = None,
+             load: Iterable[str] | None = None) -> App:
+    """Read and validate a config file, build the plugin manager and configure the plugins.
+
+    Raises ConfigError with one line per problem (file:line: key: message).
+    """
+    problems: list[ConfigProblem]
+    if config_path is None:
+        config, problems = Config({}), []
+    else:
+        config, problems = read(config_path, env)
+    pm, report = make_manager(disable=config.disabled_plugins, plugins_dir=plugins_dir,
+                              extra=extra, load=load)
+    app = App(pm=pm, config=config, report=report)
+    errors = app.load_destination_types()
+    if not problems:  # a file that does not parse has nothing for plugins to check
+        problems = app.check_config(config)
+    where = str(config_path) if config_path else None
+    lines = [p.format(where) for p in problems] + errors
+    if lines:
+        raise ConfigError("\n".join(lines))
+    try:
+        app.configure(config)
+    except ConfigError:
+        raise
+    except Exception as exc:
+        raise ConfigError(f"{where}: a plugin refused the configuration: {exc}") from exc
+    return app

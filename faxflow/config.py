@@ -62,10 +62,6 @@ def _opt(default: Any, help: str, **extra: Any) -> Any:
     return field(default=default, metadata={"help": help, **extra})
 
 
-def _list_opt(default: list[str], help: str) -> Any:
-    return field(default_factory=lambda: list(default), metadata={"help": help})
-
-
 @dataclass(frozen=True)
 class RetarusSettings:
     region: str | None = _opt(None, "Retarus data centre: de1, de2, us1, us2, ch1 or sg1.",
@@ -75,7 +71,7 @@ class RetarusSettings:
     username: str = _opt("", "Retarus customer number.", required=True)
     password: str = _opt("", "Password; use ${ENV_VAR} or password_file, never a literal.",
                          required=True)
-    topics: list[str] = _list_opt([], "Topics to pull from.")
+    topics: list[str] = field(default_factory=list, metadata={"help": "Topics to pull from."})
     fetch: int = _opt(10, "Most jobs asked for in one pull (also capped by free slots).",
                       min=1, max=100)
     lock_timeout: int = _opt(600, "Seconds a handed-out fax stays locked; must cover the worst "
@@ -178,8 +174,8 @@ def locate(text: str, path: KeyPath) -> int | None:
         elif "=" in line and not line.startswith("#"):
             key = line.split("=", 1)[0].strip().strip('"')
             full = (*header, *key.split("."))
-            if full == path[: len(full)] and full:
-                return number if full == path else number
+            if full and full == path[: len(full)]:
+                return number
             continue
         else:
             continue

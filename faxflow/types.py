@@ -7,10 +7,10 @@ below; the core owns every state change.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from collections.abc import Callable, Mapping
 from typing import Any
 
 

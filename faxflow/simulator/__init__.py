@@ -88,7 +88,10 @@ def simulator_command(
         preload_samples(sim, samples)  # after start, so document URLs carry the real port
         print(f"listening on {server.base_url}", flush=True)
 
-    server.serve_until_signal(on_listening=listening)
+    try:
+        server.serve_until_signal(on_listening=listening)
+    except OSError as exc:  # e.g. the port is taken
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from None
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -259,11 +259,13 @@ class SimulatorServer:
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
-            if task is not None:
-                self._connections.discard(task)
             writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
+            try:
+                with contextlib.suppress(Exception):
+                    await writer.wait_closed()
+            finally:
+                if task is not None:
+                    self._connections.discard(task)
 
     async def _read_request(
         self,
@@ -279,7 +281,8 @@ class SimulatorServer:
             event = conn.next_event()
             if event is h11.NEED_DATA:
                 if head is not None and conn.they_are_waiting_for_100_continue:
-                    writer.write(conn.send(h11.InformationalResponse(status_code=100, headers=[])) or b"")
+                    go_on = h11.InformationalResponse(status_code=100, headers=[])
+                    writer.write(conn.send(go_on) or b"")
                 conn.receive_data(await reader.read(65536))
             elif isinstance(event, h11.Request):
                 head = event

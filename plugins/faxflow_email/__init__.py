@@ -1,1 +1,273 @@
-"""(being written)"""
+"""Destination ``email``: send the fax by SMTP (STARTTLS or implicit TLS, AUTH).
+
+Config::
+
+    [plugins.email]
+    host = "smtp.example.com"
+    port = 587                        # default: 465 for security "tls", else 587
+    security = "starttls"             # "starttls", "tls" (implicit) or "none" (local relay)
+    username = "faxflow"
+    password = "${SMTP_PASSWORD}"
+    from = "Fax <fax@example.com>"
+    max_attachment_bytes = 10000000
+    link_template = "https://files.example.com/{topic}/{fax_id}/{file}"   # optional
+    ca_file = "/etc/ssl/my-ca.pem"    # optional: trust this CA instead of the system's
+    timeout = 30
+
+Route options: ``to`` (address or list, required), ``cc``, ``from``, ``subject``, ``body``,
+``content`` (original, searchable, both), ``link`` (a URL to put in the mail instead of
+attachments that exceed the size limit; overrides ``link_template``).
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+import ssl
+from collections.abc import Mapping
+from email.message import EmailMessage
+from email.utils import formatdate, getaddresses
+from typing import Any
+
+from faxflow import delivery
+from faxflow.app import App
+from faxflow.config import Config, ConfigProblem
+from faxflow.hookspecs import hookimpl
+from faxflow.types import DeliveryResult, DestinationType, Fax, Route
+
+log = logging.getLogger("faxflow.email")
+
+ROUTE_OPTIONS: dict[str, tuple[type, ...]] = {
+    "to": (str, list), "cc": (str, list), "from": (str,), "subject": (str,), "body": (str,),
+    "content": (str,), "link": (str,),
+}
+PLUGIN_OPTIONS: dict[str, tuple[type, ...]] = {
+    "host": (str,), "port": (int,), "security": (str,), "username": (str,),
+    "password": (str,), "from": (str,), "max_attachment_bytes": (int,),
+    "link_template": (str,), "ca_file": (str,), "timeout": (int, float),
+}
+SECURITY = ("starttls", "tls", "none")
+
+
+def check_options(options: Mapping[str, Any]) -> list[str]:
+    problems = delivery.check_types(options, ROUTE_OPTIONS, required=("to",))
+    problems += delivery.check_choice(options, "content", delivery.CONTENT_CHOICES)
+    for name in ("to", "cc"):
+        value = options.get(name)
+        if isinstance(value, list) and not all(isinstance(v, str) for v in value):
+            problems.append(f"{name}: must be a list of addresses")
+    return problems
+
+
+@hookimpl
+def faxflow_destination_types() -> list[DestinationType]:
+    return [DestinationType("email", check_options, "Send the fax as an email (SMTP).")]
+
+
+@hookimpl
+def faxflow_check_config(config: Config) -> list[ConfigProblem]:
+    opts = config.plugin_options("email")
+    if not opts:
+        return []
+    path = ("plugins", "email")
+    problems = [ConfigProblem((*path, p.split(":")[0]), p.split(": ", 1)[1])
+                for p in delivery.check_types(opts, PLUGIN_OPTIONS, required=("host", "from"))]
+    if opts.get("security", "starttls") not in SECURITY:
+        problems.append(ConfigProblem((*path, "security"), f"must be one of {', '.join(SECURITY)}"))
+    if "username" in opts and "password" not in opts:
+        problems.append(ConfigProblem((*path, "password"), "required with username"))
+    if isinstance(opts.get("from"), str) and not _addresses(opts["from"]):
+        problems.append(ConfigProblem((*path, "from"), "not an email address"))
+    if isinstance(opts.get("link_template"), str):
+        try:
+            opts["link_template"].format(topic="t", fax_id="f", file="x", key="k")
+        except (KeyError, IndexError, ValueError) as exc:
+            problems.append(ConfigProblem((*path, "link_template"),
+                                          f"unknown placeholder {exc} (use {{topic}}, "
+                                          "{fax_id}, {file}, {key})"))
+    return problems
+
+
+@hookimpl
+def faxflow_deliver(fax: Fax, route: Route, app: App) -> DeliveryResult | None:
+    if route.type != "email":
+        return None
+    settings = app.plugin_options("email")
+    if not settings.get("host"):
+        # The operator's to fix, not the fax's fault: let the fax wait for it.
+        return DeliveryResult.transient("email: [plugins.email] host is not configured")
+    try:
+        message, note = build_message(fax, route, settings)
+        send(message, settings)
+    except delivery.DeliveryError as exc:
+        return delivery.as_result(exc)
+    return DeliveryResult.delivered(f"mailed to {message['To']}{note}",
+                                    reference=str(message["Message-ID"]))
+
+
+def _addresses(value: str | list[str]) -> list[str]:
+    """Addresses from a header-style string or a list; refuses anything with line breaks."""
+    items = [value] if isinstance(value, str) else value
+    if any("\r" in v or "\n" in v for v in items):
+        return []
+    return [addr for _, addr in getaddresses(items) if "@" in addr]
+
+
+def build_message(fax: Fax, route: Route, settings: Mapping[str, Any]
+                  ) -> tuple[EmailMessage, str]:
+    opts = route.options
+    to = _addresses(opts.get("to", []))
+    if not to:
+        raise delivery.permanent(f"to: no valid address in {opts.get('to')!r}")
+    cc = _addresses(opts.get("cc", [])) if opts.get("cc") else []
+    sender = _addresses(str(opts.get("from") or settings["from"]))
+    if not sender:
+        raise delivery.permanent("from: not an email address")
+    key = delivery.stable_key(fax, route)
+    msg = EmailMessage()
+    msg["From"] = str(opts.get("from") or settings["from"]).strip()
+    msg["To"] = ", ".join(to)
+    if cc:
+        msg["Cc"] = ", ".join(cc)
+    msg["Subject"] = delivery.one_line(str(opts.get("subject") or delivery.describe(fax)))
+    # Stable per fax and route, so a mail sent twice (crash after the server accepted it)
+    # can be recognized as the same one by the receiver.
+    msg["Message-ID"] = f"<{key}@faxflow>"
+    msg["Date"] = formatdate(localtime=False)
+    msg["X-Faxflow-Fax-Id"] = delivery.one_line(fax.id, 200)
+    files = delivery.files_to_send(fax, str(opts.get("content", "original")))
+    body = str(opts.get("body") or default_body(fax))
+    limit = int(settings.get("max_attachment_bytes", 10_000_000))
+    total = sum(f.size for f in files)
+    note = ""
+    if total > limit:
+        links = [link_for(fax, route, settings, f.name, key) for f in files]
+        if not all(links):
+            raise delivery.permanent(
+                f"email: attachments are {total} bytes, more than max_attachment_bytes "
+                f"({limit}), and no link or link_template is configured")
+        body += "\n\nThe fax is too large to attach; download it here:\n" + "\n".join(
+            str(link) for link in links)
+        files = []
+        note = " (as a link: too large to attach)"
+    msg.set_content(body)
+    for f in files:
+        maintype, _, subtype = f.content_type.partition("/")
+        msg.add_attachment(f.path.read_bytes(), maintype=maintype,
+                           subtype=subtype or "octet-stream", filename=f.name)
+    return msg, note
+
+
+def default_body(fax: Fax) -> str:
+    meta = delivery.metadata(fax)
+    lines = [delivery.describe(fax), ""]
+    for label, key in (("Received", "received"), ("From", "sender"),
+                       ("Sender fax id", "sender_fax_id"), ("To", "receiver"),
+                       ("Pages", "pages")):
+        if meta.get(key) is not None:
+            lines.append(f"{label}: {delivery.one_line(str(meta[key]))}")
+    if fax.labels:
+        lines.append(f"Labels: {', '.join(sorted(fax.labels))}")
+    return "\n".join(lines) + "\n"
+
+
+def link_for(fax: Fax, route: Route, settings: Mapping[str, Any], file: str,
+             key: str) -> str | None:
+    if route.options.get("link"):
+        return str(route.options["link"])
+    template = settings.get("link_template")
+    if not template:
+        return None
+    return str(template).format(topic=fax.topic, fax_id=fax.id, file=file, key=key)
+
+
+def ssl_context(settings: Mapping[str, Any]) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=settings.get("ca_file"))
+
+
+def send(message: EmailMessage, settings: Mapping[str, Any],
+         policy: delivery.RetryPolicy = delivery.DEFAULT_POLICY) -> None:
+    """Connect and log in (retried on transient errors), then hand the mail over once: if the
+    connection dies during DATA we cannot know whether the server took it, so no resend in
+    this attempt (the next attempt resends with the same Message-ID: at-least-once)."""
+    server = delivery.retry(lambda: connect(settings), policy, what="SMTP connect")
+    try:
+        delivery.retry(lambda: _send_message(server, message), policy, what="SMTP send")
+    finally:
+        try:
+            server.quit()
+        except (smtplib.SMTPException, OSError):
+            server.close()
+
+
+def connect(settings: Mapping[str, Any]) -> smtplib.SMTP:
+    host = str(settings["host"])
+    security = settings.get("security", "starttls")
+    port = int(settings.get("port") or (465 if security == "tls" else 587))
+    timeout = float(settings.get("timeout", 30))
+    server: smtplib.SMTP | None = None
+    try:
+        if security == "tls":
+            server = smtplib.SMTP_SSL(host, port, timeout=timeout, context=ssl_context(settings))
+        else:
+            server = smtplib.SMTP(host, port, timeout=timeout)
+        server.ehlo()
+        if security == "starttls":
+            server.starttls(context=ssl_context(settings))
+            server.ehlo()
+        if settings.get("username"):
+            server.login(str(settings["username"]), str(settings["password"]))
+        return server
+    except (smtplib.SMTPException, OSError) as exc:
+        if server is not None:
+            server.close()
+        raise smtp_error(exc, f"SMTP {host}:{port}", sent=False) from None
+
+
+def _send_message(server: smtplib.SMTP, message: EmailMessage) -> None:
+    try:
+        refused = server.send_message(message)
+    except (smtplib.SMTPException, OSError) as exc:
+        # Disconnects and timeouts here leave the outcome unknown (sent=True: no resend).
+        raise smtp_error(exc, "SMTP send", sent=True) from None
+    if refused:
+        # Some recipients took it: resending would duplicate it for them.
+        log.warning("email %s: refused by some recipients: %s", message["Message-ID"],
+                    {k: v[0] for k, v in refused.items()})
+
+
+def smtp_error(exc: BaseException, what: str, *, sent: bool) -> delivery.DeliveryError:
+    """4xx, network errors and timeouts are transient; 5xx answers permanent. Failed
+    authentication and TLS problems are configuration problems: transient, so faxes wait
+    for the fix."""
+    if isinstance(exc, smtplib.SMTPAuthenticationError):
+        return delivery.transient(f"{what}: authentication failed ({exc.smtp_code}); check "
+                                  "[plugins.email] username and password")
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        answers = {addr: (code, _text(msg)) for addr, (code, msg) in exc.recipients.items()}
+        detail = "; ".join(f"{a}: {c} {m}" for a, (c, m) in answers.items())
+        if all(code >= 500 for code, _ in answers.values()):
+            return delivery.permanent(f"{what}: recipients refused: {detail}")
+        return delivery.transient(f"{what}: recipients refused for now: {detail}")
+    if isinstance(exc, smtplib.SMTPResponseException):
+        detail = f"{what}: {exc.smtp_code} {_text(exc.smtp_error)}"
+        if 400 <= exc.smtp_code < 500:
+            return delivery.transient(detail)
+        return delivery.permanent(detail)
+    if isinstance(exc, smtplib.SMTPNotSupportedError):
+        return delivery.transient(f"{what}: {exc} (check [plugins.email] security)")
+    if isinstance(exc, ssl.SSLError):
+        return delivery.transient(f"{what}: TLS failed: {exc.reason or exc}")
+    if isinstance(exc, smtplib.SMTPServerDisconnected):
+        return delivery.transient(f"{what}: server disconnected", sent=sent)
+    if isinstance(exc, TimeoutError):
+        return delivery.transient(f"{what}: timed out", sent=sent)
+    if isinstance(exc, OSError):
+        return delivery.transient(f"{what}: {exc.strerror or exc}", sent=sent)
+    return delivery.transient(f"{what}: {exc}", sent=sent)
+
+
+def _text(value: bytes | str) -> str:
+    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+    return delivery.one_line(text, 300)
+

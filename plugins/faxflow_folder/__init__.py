@@ -1,1 +1,169 @@
-"""(being written)"""
+"""Destination ``folder``: write the fax's files and a JSON sidecar into a folder.
+
+Config::
+
+    [plugins.folder]
+    base = "/data/out"                  # the folder named "default"
+    [plugins.folder.bases]              # optional, more folders by name
+    invoices = "/data/invoices"
+
+Route options: ``base`` (a name from above, default "default"), ``path`` (sub-folder, may use
+``/``), ``name`` (file stem, default the fax id), ``content`` (original, searchable, both),
+``sidecar`` (write ``<name>.json``, default true), ``text`` (OCR text in the sidecar, default
+true). ``path`` and ``name`` are usually templates over sender fields: every component is
+made safe and the result must stay inside the base folder.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from faxflow import delivery
+from faxflow.app import App
+from faxflow.config import Config, ConfigProblem
+from faxflow.hookspecs import hookimpl
+from faxflow.types import DeliveryResult, DestinationType, Fax, Route
+
+log = logging.getLogger("faxflow.folder")
+
+OPTIONS: dict[str, tuple[type, ...]] = {
+    "base": (str,), "path": (str,), "name": (str,), "content": (str,),
+    "sidecar": (bool,), "text": (bool,),
+}
+
+
+def check_options(options: Mapping[str, Any]) -> list[str]:
+    problems = delivery.check_types(options, OPTIONS)
+    problems += delivery.check_choice(options, "content", delivery.CONTENT_CHOICES)
+    return problems
+
+
+@hookimpl
+def faxflow_destination_types() -> list[DestinationType]:
+    return [DestinationType("folder", check_options,
+                            "Write the fax and a JSON sidecar into a local folder.")]
+
+
+def bases(config: Config) -> dict[str, Path]:
+    opts = config.plugin_options("folder")
+    out: dict[str, Path] = {}
+    if isinstance(opts.get("base"), str):
+        out["default"] = config.resolve(opts["base"])
+    named = opts.get("bases")
+    if isinstance(named, dict):
+        out.update({k: config.resolve(v) for k, v in named.items() if isinstance(v, str)})
+    return out
+
+
+@hookimpl
+def faxflow_check_config(config: Config) -> list[ConfigProblem]:
+    opts = config.plugin_options("folder")
+    problems: list[ConfigProblem] = []
+    for key in opts:
+        if key not in ("base", "bases"):
+            problems.append(ConfigProblem(("plugins", "folder", key),
+                                          "unknown option (known: base, bases)"))
+    if "base" in opts and not isinstance(opts["base"], str):
+        problems.append(ConfigProblem(("plugins", "folder", "base"), "must be a string"))
+    named = opts.get("bases", {})
+    if not isinstance(named, dict):
+        problems.append(ConfigProblem(("plugins", "folder", "bases"), "must be a table"))
+    else:
+        for name, value in named.items():
+            if not isinstance(value, str):
+                problems.append(ConfigProblem(("plugins", "folder", "bases", name),
+                                              "must be a string"))
+    return problems
+
+
+@hookimpl
+def faxflow_deliver(fax: Fax, route: Route, app: App) -> DeliveryResult | None:
+    if route.type != "folder":
+        return None
+    try:
+        return deliver(fax, route, bases(app.config))
+    except delivery.DeliveryError as exc:
+        return delivery.as_result(exc)
+    except OSError as exc:
+        return _os_error(exc)
+
+
+def _os_error(exc: OSError) -> DeliveryResult:
+    message = f"folder: {exc.strerror or exc}"
+    if exc.errno in (errno.ENAMETOOLONG, errno.EINVAL, errno.EILSEQ):
+        return DeliveryResult.permanent(message)
+    # Disk full, permissions, a volume away: fixable by the operator, so try again later.
+    return DeliveryResult.transient(message)
+
+
+def deliver(fax: Fax, route: Route, known: Mapping[str, Path]) -> DeliveryResult:
+    opts = route.options
+    base_name = str(opts.get("base", "default"))
+    if base_name not in known:
+        raise delivery.permanent(f"base: no folder named {base_name!r} in [plugins.folder]")
+    base = known[base_name]
+    if not base.is_dir():
+        raise delivery.transient(f"folder: base folder {base} does not exist (not mounted?)")
+    folder = make_folder(base, delivery.safe_relative(str(opts.get("path", ""))))
+    key = delivery.stable_key(fax, route)
+    stem = delivery.safe_component(str(opts.get("name") or fax.id), 100)
+    content = str(opts.get("content", "original"))
+    for candidate in (stem, f"{stem}-{key[:8]}"):
+        files = delivery.files_to_send(fax, content, candidate)
+        if not taken(folder, candidate, key, files):
+            break
+    else:
+        raise delivery.permanent(f"folder: {folder / stem} and its alternative name are taken "
+                                 "by other faxes")
+    written = [write(base, folder / f.name, f.path) for f in files]
+    if opts.get("sidecar", True):
+        data = sidecar(fax, key, files, bool(opts.get("text", True)))
+        written.append(write(base, folder / f"{candidate}.json", data))
+    main = folder / files[0].name
+    return DeliveryResult.delivered(f"wrote {', '.join(written)} to {folder}",
+                                    reference=str(main))
+
+
+def make_folder(base: Path, parts: list[str]) -> Path:
+    """Create base/parts... one level at a time, refusing symlinks that lead out of base."""
+    folder = base
+    for part in parts:
+        folder = folder / part
+        delivery.inside(base, folder)
+        folder.mkdir(exist_ok=True)
+    return delivery.inside(base, folder)
+
+
+def taken(folder: Path, stem: str, key: str, files: Iterable[delivery.OutFile]) -> bool:
+    """Whether `stem` in `folder` holds another fax's files (ours from an earlier attempt are
+    fine: they carry our key in the sidecar or have identical content)."""
+    side = folder / f"{stem}.json"
+    if side.is_file() and not side.is_symlink():
+        try:
+            return bool(json.loads(side.read_bytes()).get("delivery_key") != key)
+        except (ValueError, AttributeError):
+            return True
+    return any((folder / f.name).exists() or (folder / f.name).is_symlink()
+               if not delivery.same_content(folder / f.name, f.path) else False
+               for f in files)
+
+
+def write(base: Path, target: Path, data: bytes | Path) -> str:
+    if target.is_symlink():
+        raise delivery.permanent(f"folder: {target.name} is a symlink; refusing to write")
+    delivery.inside(base, target)
+    if not delivery.same_content(target, data):
+        delivery.atomic_write(target, data)
+    return target.name
+
+
+def sidecar(fax: Fax, key: str, files: list[delivery.OutFile], text: bool) -> bytes:
+    data = delivery.metadata(fax, text=text)
+    data["files"] = [f.name for f in files]
+    data["delivery_key"] = key
+    return json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True).encode() + b"\n"

@@ -1,0 +1,249 @@
+"""The journal: what happened to every fax, so a crash never loses or doubles a delivery.
+
+Per fax: attempts, state, owner (the worker processing it) and reason; per route: whether it
+was started, delivered or failed. States of a fax:
+
+- ``processing``: a worker holds it (``owner`` until ``owner_until``);
+- ``retry``: an attempt ended not-yet; it comes back after its lock expires;
+- ``ack`` / ``quarantine``: decided; the acknowledgement is not yet confirmed by Retarus;
+- ``done``: acknowledged at Retarus (``verdict`` says whether after delivery or quarantine).
+
+SQLite is the default; `faxflow.journal_pg` implements the same interface on PostgreSQL for
+several workers on several machines.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from faxflow.types import DeliveryResult, Outcome
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS fax (
+    topic TEXT NOT NULL,
+    fax_id TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    state TEXT NOT NULL,
+    verdict TEXT,
+    reason TEXT,
+    owner TEXT,
+    owner_until REAL,
+    first_seen REAL NOT NULL,
+    updated REAL NOT NULL,
+    PRIMARY KEY (topic, fax_id)
+);
+CREATE TABLE IF NOT EXISTS delivery (
+    topic TEXT NOT NULL,
+    fax_id TEXT NOT NULL,
+    route TEXT NOT NULL,
+    state TEXT NOT NULL,
+    detail TEXT,
+    reference TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    updated REAL NOT NULL,
+    PRIMARY KEY (topic, fax_id, route)
+);
+CREATE INDEX IF NOT EXISTS fax_state ON fax (state);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class FaxRecord:
+    topic: str
+    fax_id: str
+    attempts: int
+    state: str
+    verdict: str | None
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RouteRecord:
+    route: str
+    state: str  # "started" | "delivered" | "transient" | "permanent"
+    detail: str | None
+    reference: str | None
+    attempts: int
+
+
+class Journal(Protocol):
+    def claim(self, topic: str, fax_id: str, owner: str, hold: float) -> FaxRecord | None:
+        """Start an attempt: count it and take ownership for `hold` seconds.
+
+        Returns None when another owner holds the fax (it is being processed elsewhere) or
+        when it is already ``done``. A decided fax (``ack``/``quarantine``) is returned as is
+        so the caller can acknowledge it again without processing it.
+        """
+
+    def get(self, topic: str, fax_id: str) -> FaxRecord | None: ...
+
+    def routes(self, topic: str, fax_id: str) -> dict[str, RouteRecord]: ...
+
+    def route_started(self, topic: str, fax_id: str, route: str) -> None: ...
+
+    def route_finished(self, topic: str, fax_id: str, route: str,
+                       result: DeliveryResult) -> None: ...
+
+    def decide(self, topic: str, fax_id: str, state: str, reason: str) -> None:
+        """Record the end of an attempt: ``retry``, ``ack`` or ``quarantine``; drops ownership."""
+
+    def acknowledged(self, topic: str, ids: list[str]) -> None:
+        """Retarus confirmed the acknowledgement of these faxes: mark them ``done``."""
+
+    def pending_acks(self) -> dict[str, list[str]]:
+        """Decided faxes whose acknowledgement is not confirmed, by topic (after a crash)."""
+
+    def counts(self) -> dict[str, int]: ...
+
+    def writable(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+class SQLiteJournal:
+    """The journal in one SQLite file (WAL), safe for threads and for processes on one host."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, timeout=30, check_same_thread=False,
+                                   isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # FULL: a decision or delivery recorded must survive even a power cut.
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(SCHEMA)
+
+    def _write(self, sql: str, *args: object) -> None:
+        with self._lock:
+            self._db.execute(sql, args)
+
+    def claim(self, topic: str, fax_id: str, owner: str, hold: float) -> FaxRecord | None:
+        now = time.time()
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")  # take the write lock: claims across processes are atomic
+            try:
+                row = db.execute(
+                    "SELECT attempts, state, verdict, reason, owner, owner_until FROM fax "
+                    "WHERE topic=? AND fax_id=?", (topic, fax_id)).fetchone()
+                if row is None:
+                    db.execute(
+                        "INSERT INTO fax (topic, fax_id, attempts, state, owner, owner_until, "
+                        "first_seen, updated) VALUES (?, ?, 1, 'processing', ?, ?, ?, ?)",
+                        (topic, fax_id, owner, now + hold, now, now))
+                    db.execute("COMMIT")
+                    return FaxRecord(topic, fax_id, 1, "processing", None, None)
+                attempts, state, verdict, reason, holder, until = row
+                if state == "done":
+                    db.execute("COMMIT")
+                    return None
+                if state in ("ack", "quarantine"):
+                    db.execute("COMMIT")
+                    return FaxRecord(topic, fax_id, attempts, state, verdict, reason)
+                if state == "processing" and holder != owner and (until or 0) > now:
+                    db.execute("COMMIT")
+                    return None
+                attempts += 1
+                db.execute(
+                    "UPDATE fax SET attempts=?, state='processing', owner=?, owner_until=?, "
+                    "updated=? WHERE topic=? AND fax_id=?",
+                    (attempts, owner, now + hold, now, topic, fax_id))
+                db.execute("COMMIT")
+                return FaxRecord(topic, fax_id, attempts, "processing", verdict, reason)
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    def get(self, topic: str, fax_id: str) -> FaxRecord | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT attempts, state, verdict, reason FROM fax WHERE topic=? AND fax_id=?",
+                (topic, fax_id)).fetchone()
+        return FaxRecord(topic, fax_id, *row) if row else None
+
+    def routes(self, topic: str, fax_id: str) -> dict[str, RouteRecord]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT route, state, detail, reference, attempts FROM delivery "
+                "WHERE topic=? AND fax_id=?", (topic, fax_id)).fetchall()
+        return {r[0]: RouteRecord(*r) for r in rows}
+
+    def route_started(self, topic: str, fax_id: str, route: str) -> None:
+        self._write(
+            "INSERT INTO delivery (topic, fax_id, route, state, attempts, updated) "
+            "VALUES (?, ?, ?, 'started', 1, ?) ON CONFLICT (topic, fax_id, route) DO UPDATE "
+            "SET state='started', attempts=attempts+1, updated=excluded.updated",
+            topic, fax_id, route, time.time())
+
+    def route_finished(self, topic: str, fax_id: str, route: str,
+                       result: DeliveryResult) -> None:
+        state = "delivered" if result.outcome is Outcome.DELIVERED else result.outcome.value
+        self._write(
+            "UPDATE delivery SET state=?, detail=?, reference=?, updated=? "
+            "WHERE topic=? AND fax_id=? AND route=?",
+            state, result.detail, result.reference, time.time(), topic, fax_id, route)
+
+    def decide(self, topic: str, fax_id: str, state: str, reason: str) -> None:
+        verdict = state if state in ("ack", "quarantine") else None
+        self._write(
+            "UPDATE fax SET state=?, verdict=COALESCE(?, verdict), reason=?, owner=NULL, "
+            "owner_until=NULL, updated=? WHERE topic=? AND fax_id=?",
+            state, verdict, reason, time.time(), topic, fax_id)
+
+    def acknowledged(self, topic: str, ids: list[str]) -> None:
+        now = time.time()
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "UPDATE fax SET state='done', updated=? WHERE topic=? AND fax_id=? "
+                "AND state IN ('ack', 'quarantine')", [(now, topic, i) for i in ids])
+            self._db.execute("COMMIT")
+
+    def pending_acks(self) -> dict[str, list[str]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT topic, fax_id FROM fax WHERE state IN ('ack', 'quarantine') "
+                "ORDER BY updated").fetchall()
+        out: dict[str, list[str]] = {}
+        for topic, fax_id in rows:
+            out.setdefault(topic, []).append(fax_id)
+        return out
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT state || COALESCE(':' || verdict, ''), COUNT(*) FROM fax GROUP BY 1"
+            ).fetchall()
+        return {k: n for k, n in rows}
+
+    def writable(self) -> bool:
+        try:
+            with self._lock:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.execute("ROLLBACK")
+            return True
+        except sqlite3.Error:
+            return False
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def open_journal(backend: str, path: Path, url: str | None = None) -> Journal:
+    if backend == "postgresql":
+        import importlib
+
+        if not url:
+            raise ValueError("journal.url is required for the postgresql backend")
+        module = importlib.import_module("faxflow.journal_pg")  # needs psycopg, optional
+        journal: Journal = module.PostgresJournal(url)
+        return journal
+    return SQLiteJournal(path)

@@ -1,0 +1,141 @@
+"""The core's default per-fax protocol, itself a plugin (like pytest's runtestprotocol).
+
+Stages run in order; a stage that raises becomes a `Problem` on the fax (data, not a crash)
+and stops the stages after it: routing on half-read text would send a fax to the wrong place.
+The core also votes, from those problems and from each route's delivery result.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
+
+from faxflow.ack import decide
+from faxflow.errors import PermanentError
+from faxflow.hookspecs import hookimpl
+from faxflow.types import (
+    Decision,
+    DeliveryResult,
+    Document,
+    Fax,
+    Outcome,
+    PageText,
+    Problem,
+    Route,
+    Vote,
+)
+
+if TYPE_CHECKING:
+    from faxflow.app import App
+
+log = logging.getLogger("faxflow.protocol")
+T = TypeVar("T")
+
+
+def run_stage(fax: Fax, stage: str, call: Callable[[], T]) -> T | None:
+    """Run one stage; turn its exception into a Problem on the fax (like pytest's CallInfo)."""
+    try:
+        return call()
+    except PermanentError as exc:
+        fax.problems.append(Problem(stage, None, str(exc), transient=False))
+    except Exception as exc:
+        log.warning("fax %s: stage %s failed: %r", fax.id, stage, exc, exc_info=True)
+        fax.problems.append(Problem(stage, None, f"{type(exc).__name__}: {exc}"))
+    return None
+
+
+def extract_text(fax: Fax, app: App) -> None:
+    for document in fax.documents:
+        def call(d: Document = document) -> list[PageText] | None:
+            return app.extract_text(fax, d)
+
+        pages = run_stage(fax, "extract_text", call)
+        for page in pages or ():
+            page.document = page.document or document.ref.name
+            fax.pages.append(page)
+
+
+def classify(fax: Fax, app: App) -> None:
+    results = run_stage(fax, "classify", lambda: app.classify(fax)) or []
+    for result in results:
+        fax.labels |= set(result.labels)
+        for key, value in result.fields.items():
+            if key in fax.fields and fax.fields[key] != value:
+                log.info("fax %s: field %s set twice; keeping the later value", fax.id, key)
+            fax.fields[key] = value
+
+
+def route(fax: Fax, app: App) -> None:
+    contributed = run_stage(fax, "route", lambda: app.route(fax))
+    if contributed is None:
+        return
+    seen: set[str] = set()
+    for routes in contributed:
+        for r in routes or ():
+            if not isinstance(r, Route):
+                log.warning("fax %s: a route plugin returned %r, not a Route; ignored", fax.id, r)
+            elif r.key in seen:
+                log.warning("fax %s: route %s contributed twice; keeping the first", fax.id, r.key)
+            else:
+                seen.add(r.key)
+                fax.routes.append(r)
+    if not fax.routes:
+        fax.problems.append(Problem("route", None, "no route for this fax", transient=False))
+
+
+def deliver(fax: Fax, app: App) -> None:
+    journal = app.journal
+    done = journal.routes(fax.topic, fax.id) if journal else {}
+    for r in fax.routes:
+        record = done.get(r.key)
+        if record is not None and record.state == "delivered":
+            # Delivered in an earlier attempt (before a crash or a not-yet): never again.
+            fax.results[r.key] = DeliveryResult.delivered(record.detail or "", record.reference)
+            continue
+        uncertain = record is not None and record.state == "started"
+        if journal:
+            journal.route_started(fax.topic, fax.id, r.key)
+        def send(r: Route = r, u: bool = uncertain) -> DeliveryResult | None:
+            return app.deliver(fax, r, u)
+
+        result = run_stage(fax, f"deliver:{r.key}", send)
+        if result is None and not any(p.stage == f"deliver:{r.key}" for p in fax.problems):
+            result = DeliveryResult.permanent(f"no plugin delivers destination type {r.type!r}")
+        if result is None:
+            result = DeliveryResult.transient(fax.problems[-1].message)
+        fax.results[r.key] = result
+        if journal:
+            journal.route_finished(fax.topic, fax.id, r.key, result)
+        log.info("fax %s route %s (%s, rule %s): %s %s", fax.id, r.key, r.type, r.rule,
+                 result.outcome.value, result.detail)
+        if result.outcome is Outcome.DELIVERED:
+            app.notify("faxflow_fax_delivered", fax=fax, route=r, result=result, app=app)
+
+
+@hookimpl(trylast=True)
+def faxflow_process_fax(fax: Fax, app: App) -> Decision:
+    for stage in (extract_text, classify, route, deliver):
+        stage(fax, app)
+        if fax.problems:
+            break
+    return decide(app.ack_votes(fax))
+
+
+@hookimpl
+def faxflow_ack_vote(fax: Fax) -> Vote | None:
+    """The core's own vote: problems and delivery results decide it."""
+    permanent = [p for p in fax.problems if not p.transient]
+    if permanent:
+        return Vote.quarantine("; ".join(f"{p.stage}: {p.message}" for p in permanent))
+    if fax.problems:
+        return Vote.not_yet("; ".join(f"{p.stage}: {p.message}" for p in fax.problems))
+    failed = {k: r for k, r in fax.results.items() if r.outcome is not Outcome.DELIVERED}
+    if any(r.outcome is Outcome.PERMANENT for r in failed.values()):
+        return Vote.quarantine("; ".join(f"route {k}: {r.detail}" for k, r in failed.items()
+                                         if r.outcome is Outcome.PERMANENT))
+    if failed:
+        return Vote.not_yet("; ".join(f"route {k}: {r.detail}" for k, r in failed.items()))
+    if not fax.routes:
+        return Vote.not_yet("not routed")
+    return Vote.ack(f"delivered to {len(fax.routes)} route(s)")

@@ -1,0 +1,81 @@
+"""Running a configured App as a worker: journal, client, reload, signals, clean shutdown."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from types import FrameType
+from typing import TYPE_CHECKING
+
+from faxflow.config import RetarusSettings
+from faxflow.errors import FaxflowError
+from faxflow.journal import open_journal
+from faxflow.retarus import RetarusClient
+from faxflow.worker import Worker
+
+if TYPE_CHECKING:
+    from faxflow.app import App
+
+log = logging.getLogger("faxflow")
+
+
+def make_client(settings: RetarusSettings, concurrency: int = 8) -> RetarusClient:
+    return RetarusClient(settings.username, settings.password, region=settings.region,
+                         base_url=settings.base_url, timeout=settings.timeout,
+                         max_connections=max(16, concurrency * 2))
+
+
+def run_worker(app: App, install_signals: bool = False,
+               on_idle: Callable[[Worker], None] | None = None,
+               ready: Callable[[Worker], None] | None = None) -> Worker:
+    """Open what the worker needs, run it until stopped, then close everything."""
+    config = app.config
+    try:
+        app.journal = open_journal(config.journal.backend, config.resolve(config.journal.path),
+                                   config.journal.url)
+    except Exception as exc:
+        raise FaxflowError(f"cannot open the journal: {exc}") from exc
+    client = make_client(config.retarus, config.worker.concurrency)
+    worker = Worker(app, client)
+    if on_idle is not None:
+        worker.on_idle = lambda: on_idle(worker)
+    reloader = None
+    try:
+        try:
+            app.startup()
+        except Exception as exc:
+            raise FaxflowError(f"a plugin failed to start: {exc}") from exc
+        if install_signals and threading.current_thread() is threading.main_thread():
+            _install_signals(worker)
+        if config.path is not None and config.worker.reload:
+            from faxflow.reload import Reloader
+
+            reloader = Reloader(app, config.path)
+            reloader.start()
+        if ready is not None:
+            ready(worker)
+        log.info("faxflow worker %s pulling %s from %s", worker.worker_id,
+                 ", ".join(config.retarus.topics), client.base_url)
+        worker.run()
+        log.info("worker stopped")
+    finally:
+        if reloader is not None:
+            reloader.stop()
+        app.shutdown()
+        client.close()
+        app.journal.close()
+    return worker
+
+
+def _install_signals(worker: Worker) -> None:
+    def graceful(signum: int, frame: FrameType | None) -> None:
+        if worker.stopping:  # a second signal: stop waiting for in-flight faxes
+            raise KeyboardInterrupt
+        log.info("%s: stopping; in-flight faxes get the grace period to finish",
+                 signal.Signals(signum).name)
+        worker.stop()
+
+    signal.signal(signal.SIGTERM, graceful)
+    signal.signal(signal.SIGINT, graceful)

@@ -1,0 +1,320 @@
+"""The pull loop: fetch as many faxes as there are free slots, process each in a thread,
+piggy-back acknowledgements on the next pull, shut down gracefully.
+
+Threads are enough: the heavy work (OCR, rasterizing) runs in subprocesses.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from faxflow.ack import describe
+from faxflow.paths import safe_name
+from faxflow.quarantine import write_quarantine
+from faxflow.types import Decision, Fax, Job, Problem, Verdict, Vote
+
+if TYPE_CHECKING:
+    from faxflow.app import App
+    from faxflow.retarus import RetarusClient
+
+log = logging.getLogger("faxflow.worker")
+
+
+@dataclass
+class Decided:
+    fax: Fax
+    decision: Decision | None  # None: decided in an earlier run (found in the journal)
+
+
+class Worker:
+    def __init__(self, app: App, client: RetarusClient,
+                 worker_id: str | None = None,
+                 on_idle: Callable[[], None] | None = None) -> None:
+        if app.journal is None:
+            raise ValueError("the worker needs a journal")
+        self.app = app
+        self.client = client
+        self.journal = app.journal
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
+        self.on_idle = on_idle  # called when every topic came back empty (demo, tests)
+        self._stop = threading.Event()
+        self._cond = threading.Condition()
+        self._in_flight = 0
+        self._acks: dict[str, dict[str, Decided]] = {}
+        self._topic_turn = 0
+        stats = ("pulled", "acknowledged", "quarantined", "retried", "skipped", "pulls",
+                 "pull_errors")
+        app.state.update({k: 0 for k in stats})
+        app.state.update(in_flight=0, last_pull=None, started=time.time())
+
+    # --- control -----------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop fetching; `run` lets in-flight faxes finish within the grace period."""
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def run(self) -> None:
+        settings = self.app.config.worker
+        executor = ThreadPoolExecutor(settings.concurrency, thread_name_prefix="fax")
+        self._recover_acks()
+        delay = 0.0
+        try:
+            while not self._stop.is_set():
+                full = self._pull_round(executor)
+                if full:
+                    delay = 0.0
+                    continue
+                if full is None:  # a pull failed: back off, but keep the acks for later
+                    delay = min(max(delay * 2, 1.0), max(settings.poll_interval_max, 1.0))
+                else:
+                    delay = min(max(delay * 2, 0.25), settings.poll_interval_max)
+                    if self.on_idle and self._idle():
+                        self.on_idle()
+                self._wait(delay)
+        finally:
+            self._drain(executor, settings.grace_period)
+
+    # --- the loop ----------------------------------------------------------------------
+
+    def _free_slots(self) -> int:
+        with self._cond:
+            return self.app.config.worker.concurrency - self._in_flight
+
+    def _idle(self) -> bool:
+        with self._cond:
+            return self._in_flight == 0 and not any(self._acks.values())
+
+    def _wait(self, seconds: float) -> None:
+        """Sleep, but wake up at once to stop, or when a finished fax has an ack to send."""
+        deadline = time.monotonic() + seconds
+        with self._cond:
+            while not self._stop.is_set():
+                left = deadline - time.monotonic()
+                if left <= 0 or any(self._acks.values()):
+                    return
+                self._cond.wait(left)
+
+    def _pull_round(self, executor: ThreadPoolExecutor) -> bool | None:
+        """One pull per topic. True if a batch came back full (more are waiting), None if a
+        pull failed."""
+        retarus = self.app.config.retarus
+        topics = list(retarus.topics)
+        full = False
+        failed = False
+        for i in range(len(topics)):
+            topic = topics[(self._topic_turn + i) % len(topics)]
+            free = self._free_slots()
+            with self._cond:
+                pending = self._acks.pop(topic, {})
+            if free <= 0 and not pending:
+                continue
+            fetch = max(0, min(free, retarus.fetch))
+            try:
+                batch = self.client.pull(topic, fetch=fetch, timeout=retarus.lock_timeout,
+                                         ack_ids=list(pending))
+            except Exception as exc:
+                failed = True
+                self.app.state["pull_errors"] += 1
+                log.error("pull from topic %s failed: %s", topic, exc)
+                with self._cond:  # keep the acks for the next call
+                    self._acks.setdefault(topic, {}).update(pending)
+                continue
+            self.app.state["pulls"] += 1
+            self.app.state["last_pull"] = time.time()
+            self._confirm_acks(topic, pending)
+            for job in batch.jobs:
+                with self._cond:
+                    self._in_flight += 1
+                    self.app.state["in_flight"] = self._in_flight
+                self.app.state["pulled"] += 1
+                executor.submit(self._handle, topic, job)
+            if fetch and len(batch.jobs) >= fetch:
+                full = True
+        self._topic_turn += 1
+        if self._free_slots() <= 0:
+            # Every slot busy: wait for one instead of polling.
+            with self._cond:
+                while (self._in_flight >= self.app.config.worker.concurrency
+                       and not self._stop.is_set()):
+                    self._cond.wait(1.0)
+            return True
+        return None if failed and not full else full
+
+    def _confirm_acks(self, topic: str, acked: dict[str, Decided]) -> None:
+        if not acked:
+            return
+        self.journal.acknowledged(topic, list(acked))
+        for fax_id, item in acked.items():
+            if item.decision is not None:
+                if item.decision.verdict is Verdict.ACK:
+                    self.app.state["acknowledged"] += 1
+                    log.info("fax %s topic %s: acknowledged", fax_id, topic)
+                    self.app.notify("faxflow_fax_acknowledged", fax=item.fax,
+                                    decision=item.decision, app=self.app)
+                else:
+                    log.info("fax %s topic %s: quarantine acknowledged", fax_id, topic)
+            self._clean_spool(item.fax)
+
+    def _recover_acks(self) -> None:
+        """Decisions a crash left unacknowledged go out with the first pulls."""
+        for topic, ids in self.journal.pending_acks().items():
+            with self._cond:
+                bucket = self._acks.setdefault(topic, {})
+                for fax_id in ids:
+                    bucket[fax_id] = Decided(Fax(job=Job(id=fax_id), topic=topic), None)
+            log.info("recovered %d decided fax(es) to acknowledge on topic %s", len(ids), topic)
+
+    def _drain(self, executor: ThreadPoolExecutor, grace: float) -> None:
+        deadline = time.monotonic() + grace
+        with self._cond:
+            while self._in_flight and time.monotonic() < deadline:
+                self._cond.wait(min(0.5, max(0.0, deadline - time.monotonic())))
+            left = self._in_flight
+            pending = {t: ids for t, ids in self._acks.items() if ids}
+            self._acks = {}
+        if left:
+            log.warning("%d fax(es) still in flight after the grace period; they stay locked "
+                        "and come back after the lock timeout", left)
+        executor.shutdown(wait=False, cancel_futures=True)
+        for topic, acked in pending.items():
+            try:
+                self.client.ack(topic, list(acked))  # the exit call
+                self._confirm_acks(topic, acked)
+            except Exception as exc:
+                log.error("exit call for topic %s failed (%s); the journal acknowledges these "
+                          "on the next start", topic, exc)
+
+    # --- one fax -----------------------------------------------------------------------
+
+    def _handle(self, topic: str, job: Job) -> None:
+        fax = Fax(job=job, topic=topic)
+        try:
+            self._process(fax)
+        except Exception:
+            log.exception("fax %s topic %s: unexpected error; it comes back after its lock "
+                          "timeout", job.id, topic)
+        finally:
+            with self._cond:
+                self._in_flight -= 1
+                self.app.state["in_flight"] = self._in_flight
+                self._cond.notify_all()
+
+    def _process(self, fax: Fax) -> None:
+        settings = self.app.config.worker
+        record = self.journal.claim(fax.topic, fax.id, self.worker_id,
+                                    float(self.app.config.retarus.lock_timeout))
+        if record is None:
+            known = self.journal.get(fax.topic, fax.id)
+            if known is not None and known.state == "done":
+                # Acknowledged before, yet handed out again (our ack was lost): ack again.
+                self._queue_ack(fax, None)
+            else:
+                self.app.state["skipped"] += 1
+                log.info("fax %s topic %s: held by another worker; skipped", fax.id, fax.topic)
+            return
+        if record.state in ("ack", "quarantine"):
+            self._queue_ack(fax, None)  # decided before a crash; only the ack was missing
+            return
+        fax.attempt = record.attempts
+        log.info("fax %s topic %s: received (attempt %d)", fax.id, fax.topic, fax.attempt)
+        if fax.attempt > settings.max_attempts:
+            self._download(fax)
+            self._finish(fax, Decision(Verdict.QUARANTINE, (
+                f"gave up after {settings.max_attempts} attempts: {record.reason or '?'}",),
+                {"core": Vote.quarantine("max_attempts")}))
+            return
+        if self._download(fax):
+            self.app.notify("faxflow_fax_received", fax=fax, app=self.app)
+            try:
+                decision = self.app.process_fax(fax)
+            except Exception as exc:
+                log.exception("fax %s: the protocol raised", fax.id)
+                decision = Decision(Verdict.NOT_YET, (f"protocol raised {exc!r}",), {})
+        else:
+            from faxflow.ack import decide
+
+            decision = decide(self.app.ack_votes(fax))
+        if decision.verdict is Verdict.NOT_YET and fax.attempt >= settings.max_attempts:
+            decision = Decision(Verdict.QUARANTINE, (
+                f"gave up after {fax.attempt} attempts", *decision.reasons), decision.votes)
+        self._finish(fax, decision)
+
+    def _spool_dir(self, fax: Fax) -> Path:
+        return self.app.spool_dir / safe_name(fax.topic) / safe_name(fax.id)
+
+    def _download(self, fax: Fax) -> bool:
+        """Download every document; a failure becomes a problem on the fax."""
+        from faxflow.retarus import NotFoundError
+
+        folder = self._spool_dir(fax)
+        folder.mkdir(parents=True, exist_ok=True)
+        limit = self.app.config.retarus.max_download_bytes
+        for i, ref in enumerate(fax.job.documents, start=1):
+            dest = folder / f"document-{i}.{safe_name(ref.extension or 'bin', 8)}"
+            try:
+                fax.documents.append(self.client.download(ref, dest, max_bytes=limit))
+            except NotFoundError as exc:
+                fax.problems.append(Problem("download", None, f"document {ref.name} is gone "
+                                            f"at Retarus (expired?): {exc}", transient=False))
+            except Exception as exc:
+                fax.problems.append(Problem("download", None, f"{ref.name}: {exc}"))
+        if not fax.job.documents:
+            fax.problems.append(Problem("download", None, "the job lists no document",
+                                        transient=False))
+        return not fax.problems
+
+    def _finish(self, fax: Fax, decision: Decision) -> None:
+        app = self.app
+        line = f"fax {fax.id} topic {fax.topic} attempt {fax.attempt}: {describe(decision)}"
+        if decision.verdict is Verdict.QUARANTINE:
+            try:
+                where = write_quarantine(app.quarantine_dir, fax, decision)
+            except OSError as exc:
+                log.error("%s; writing the quarantine folder failed (%s): not acknowledged",
+                          line, exc)
+                self.journal.decide(fax.topic, fax.id, "retry", f"quarantine failed: {exc}")
+                return
+            fax.scratch["quarantine_dir"] = where
+            self.journal.decide(fax.topic, fax.id, "quarantine", "; ".join(decision.reasons))
+            app.state["quarantined"] += 1
+            log.warning("%s -> %s", line, where)
+            app.notify("faxflow_fax_quarantined", fax=fax, decision=decision, app=app)
+            self._queue_ack(fax, decision)
+        elif decision.verdict is Verdict.ACK:
+            self.journal.decide(fax.topic, fax.id, "ack", "; ".join(decision.reasons))
+            log.info("%s", line)
+            self._queue_ack(fax, decision)
+        else:
+            self.journal.decide(fax.topic, fax.id, "retry", "; ".join(decision.reasons))
+            app.state["retried"] += 1
+            log.warning("%s (comes back after the lock timeout)", line)
+            app.notify("faxflow_fax_failed", fax=fax, decision=decision, app=app)
+            self._clean_spool(fax)
+
+    def _queue_ack(self, fax: Fax, decision: Decision | None) -> None:
+        with self._cond:
+            self._acks.setdefault(fax.topic, {})[fax.id] = Decided(fax, decision)
+            self._cond.notify_all()
+
+    def _clean_spool(self, fax: Fax) -> None:
+        shutil.rmtree(self._spool_dir(fax), ignore_errors=True)
+
+
+def stats(app: App) -> dict[str, Any]:
+    return {k: v for k, v in app.state.items() if isinstance(v, int | float)}
