@@ -179,8 +179,9 @@ def load_app(config_path: Path | None, *, plugins_dir: Path | None = None,
                               extra=extra, load=load)
     app = App(pm=pm, config=config, report=report)
     errors = app.load_destination_types()
-    if not problems:  # a file that does not parse has nothing for plugins to check
-        problems = app.check_config(config)
+    if not any(p.message.startswith("invalid TOML") for p in problems):
+        problems = [*problems, *app.check_config(config)]
+    problems = with_lines(config, problems)
     where = str(config_path) if config_path else None
     lines = [p.format(where) for p in problems] + errors
     if lines:

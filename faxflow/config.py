@@ -249,7 +249,7 @@ def _type_name(hint: Any) -> str:
 
 
 def build_section(cls: type, table: Any, path: KeyPath,
-                  problems: list[ConfigProblem]) -> Any:
+                  problems: list[ConfigProblem], present: bool = True) -> Any:
     """Validate one core table against its dataclass and build it (defaults where invalid)."""
     if not isinstance(table, dict):
         problems.append(ConfigProblem(path, "must be a table"))
@@ -278,7 +278,8 @@ def build_section(cls: type, table: Any, path: KeyPath,
             continue
         values[key] = value
     for name, f in known.items():
-        if f.metadata.get("required") and not table.get(name):
+        already = any(p.path == (*path, name) for p in problems)
+        if present and f.metadata.get("required") and not table.get(name) and not already:
             problems.append(ConfigProblem((*path, name), "required"))
     return cls(**values)
 
@@ -306,7 +307,8 @@ def parse(text: str, path: Path | None = None,
     data = _substitute(data, (), os.environ if env is None else env, problems, base)
     config = Config(data, path, text)
     for name, cls in CORE_SECTIONS.items():
-        setattr(config, name, build_section(cls, data.get(name, {}), (name,), problems))
+        setattr(config, name, build_section(cls, data.get(name, {}), (name,), problems,
+                                            present=name in data))
     retarus = config.retarus
     if "retarus" in data:
         if not retarus.region and not retarus.base_url:

@@ -102,6 +102,16 @@ class RetryPolicy:
 
 
 DEFAULT_POLICY = RetryPolicy()
+# Plugin options every destination plugin accepts to tune its retries.
+RETRY_OPTIONS: dict[str, tuple[type, ...]] = {"retries": (int,), "retry_delay": (int, float)}
+
+
+def policy_from(settings: Mapping[str, Any]) -> RetryPolicy:
+    """The retry policy from a plugin's ``retries`` (tries per attempt, default 3) and
+    ``retry_delay`` (first back-off in seconds, default 0.5) options."""
+    attempts = settings.get("retries", DEFAULT_POLICY.attempts)
+    delay = settings.get("retry_delay", DEFAULT_POLICY.base_delay)
+    return RetryPolicy(attempts=max(1, int(attempts)), base_delay=max(0.0, float(delay)))
 
 
 def retry(step: Callable[[], T], policy: RetryPolicy = DEFAULT_POLICY, *,
@@ -345,7 +355,7 @@ MAX_COMPONENT_BYTES = 120
 def safe_component(name: str, max_bytes: int = MAX_COMPONENT_BYTES) -> str:
     """One path component from untrusted text: no separators, `..`, control or format
     characters (e.g. bidi overrides), Windows-reserved names or characters, trailing dots and
-    spaces; NFKC-normalized (so a fullwidth ／ cannot sneak in a slash) and cut to
+    spaces; NFKC-normalized (so a fullwidth solidus cannot sneak in a slash) and cut to
     `max_bytes` UTF-8 bytes. Never empty."""
     text = unicodedata.normalize("NFKC", name)
     text = "".join("_" if unicodedata.category(c)[0] in "CZ" and c != " " else c for c in text)

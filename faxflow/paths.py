@@ -18,3 +18,9 @@ def safe_name(text: str, limit: int = 60) -> str:
     clean = _UNSAFE.sub("_", text).lstrip(".")[:limit] or "x"
     digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:10]
     return f"{clean}-{digest}"
+
+
+def safe_extension(ext: str) -> str:
+    """A short lower-case alphanumeric file extension ("bin" if nothing is left)."""
+    clean = "".join(c for c in ext.lower() if c.isascii() and c.isalnum())[:8]
+    return clean or "bin"

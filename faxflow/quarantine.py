@@ -11,7 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from faxflow.paths import safe_name
+from faxflow.paths import safe_extension, safe_name
 from faxflow.types import Decision, Fax
 
 
@@ -43,7 +43,8 @@ def write_quarantine(base: Path, fax: Fax, decision: Decision) -> Path:
     try:
         for i, doc in enumerate(fax.documents, start=1):
             if doc.path.exists():
-                shutil.copyfile(doc.path, tmp / f"document-{i}.{safe_name(doc.ref.extension, 8)}")
+                name = f"document-{i}.{safe_extension(doc.ref.extension)}"
+                shutil.copyfile(doc.path, tmp / name)
         meta = fax_metadata(fax)
         meta["quarantined_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         meta["reasons"] = list(decision.reasons)

@@ -27,8 +27,8 @@ def reload_config(app: App, path: Path) -> bool:
     except Exception as exc:
         log.error("config reload rejected, keeping the old configuration: %s", exc)
         return False
-    if not problems:
-        problems = app.check_config(config)
+    if not any(p.message.startswith("invalid TOML") for p in problems):
+        problems = [*problems, *app.check_config(config)]
     if problems:
         log.error("config reload rejected, keeping the old configuration: %s",
                   "; ".join(p.format(str(path)) for p in problems))

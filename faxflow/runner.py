@@ -32,6 +32,9 @@ def run_worker(app: App, install_signals: bool = False,
                ready: Callable[[Worker], None] | None = None) -> Worker:
     """Open what the worker needs, run it until stopped, then close everything."""
     config = app.config
+    if "retarus" not in config.data:
+        raise FaxflowError(f"{config.path}: a [retarus] table (region or base_url, username, "
+                           "password, topics) is needed to run the worker")
     try:
         app.journal = open_journal(config.journal.backend, config.resolve(config.journal.path),
                                    config.journal.url)

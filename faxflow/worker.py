@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from faxflow.ack import describe
-from faxflow.paths import safe_name
+from faxflow.paths import safe_extension, safe_name
 from faxflow.quarantine import write_quarantine
 from faxflow.types import Decision, Fax, Job, Problem, Verdict, Vote
 
@@ -266,7 +266,7 @@ class Worker:
         folder.mkdir(parents=True, exist_ok=True)
         limit = self.app.config.retarus.max_download_bytes
         for i, ref in enumerate(fax.job.documents, start=1):
-            dest = folder / f"document-{i}.{safe_name(ref.extension or 'bin', 8)}"
+            dest = folder / f"document-{i}.{safe_extension(ref.extension)}"
             try:
                 fax.documents.append(self.client.download(ref, dest, max_bytes=limit))
             except NotFoundError as exc:

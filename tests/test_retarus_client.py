@@ -211,7 +211,9 @@ def test_ack_explicit_ids_and_ack_piggybacked_on_pull(
     assert [j.id for j in client.pull(TOPIC, fetch=10, timeout=60).jobs] == [jobs[2].id]
 
 
-def test_acks_are_idempotent(sim: Simulator, server: SimulatorServer, client: RetarusClient) -> None:
+def test_acks_are_idempotent(
+    sim: Simulator, server: SimulatorServer, client: RetarusClient
+) -> None:
     (job_id,) = add(sim, 1)
     client.pull(TOPIC, fetch=1, timeout=60)
     client.ack(TOPIC, [job_id])
@@ -322,7 +324,9 @@ def test_download_goes_to_the_api_base_not_to_the_document_url_host(
     bare = DocumentRef(url="https://evil.example/../../29.pdf", name="", extension="")
     assert client.download(bare, tmp_path / "b.pdf").size == len(pdf("29"))
     with pytest.raises(ProtocolError):
-        client.download(DocumentRef(url="https://evil.example/", name="", extension=""), tmp_path / "c")
+        client.download(
+            DocumentRef(url="https://evil.example/", name="", extension=""), tmp_path / "c"
+        )
 
 
 def test_parallel_downloads_share_one_client(
@@ -380,9 +384,11 @@ def test_generated_ids_survive_next_urls(
 
 
 def test_wrong_password_is_an_auth_error(server: SimulatorServer, sleeps: list[float]) -> None:
-    with make_client(server, sleeps.append, password="wrong") as bad:
-        with pytest.raises(AuthError, match="wrong username or password") as caught:
-            bad.pull(TOPIC)
+    with (
+        make_client(server, sleeps.append, password="wrong") as bad,
+        pytest.raises(AuthError, match="wrong username or password") as caught,
+    ):
+        bad.pull(TOPIC)
     assert caught.value.status == 401
     assert sleeps == []  # not retried
 
@@ -398,7 +404,7 @@ def test_bad_request_and_unknown_file(
     server: SimulatorServer, client: RetarusClient, sleeps: list[float], tmp_path: Path
 ) -> None:
     ref = DocumentRef(url="x/never.pdf", name="never.pdf", extension="pdf")
-    with pytest.raises(NotFoundError, match="'never.pdf' not found"):
+    with pytest.raises(NotFoundError, match=r"'never\.pdf' not found"):
         client.download(ref, tmp_path / "n.pdf")
     sim_post(server, "/_sim/faults", {"rate": 1.0, "statuses": [400]})
     with pytest.raises(BadRequestError, match="HTTP 400"):
@@ -415,7 +421,10 @@ def test_bad_arguments_are_refused_before_sending(client: RetarusClient) -> None
 
 @pytest.mark.parametrize("status", [429, 500, 503, 520])
 def test_server_trouble_is_retried_to_success(
-    sim: Simulator, server: SimulatorServer, sleeps: list[float], status: int,
+    sim: Simulator,
+    server: SimulatorServer,
+    sleeps: list[float],
+    status: int,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.WARNING, logger="faxflow.retarus")
@@ -435,7 +444,7 @@ def test_gives_up_after_the_configured_attempts(
 ) -> None:
     add(sim, 1)
     sim_post(server, "/_sim/faults", {"rate": 1.0, "statuses": [503]})
-    with pytest.raises(UnavailableError, match="gave up after 4 attempt.*HTTP 503") as caught:
+    with pytest.raises(UnavailableError, match=r"gave up after 4 attempt.*HTTP 503") as caught:
         client.pull(TOPIC)
     assert caught.value.status == 503 and caught.value.transient
     assert len(sleeps) == 3
@@ -489,12 +498,17 @@ def test_connection_refused_gives_up_with_a_clear_error(sleeps: list[float]) -> 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    with RetarusClient(
-        USER, PASSWORD, base_url=f"http://127.0.0.1:{port}/faxin/rest/v1",
-        retry=RetryPolicy(attempts=2), sleep=sleeps.append,
-    ) as dead:
-        with pytest.raises(UnavailableError, match="gave up after 2 attempt.*ConnectError"):
-            dead.pull(TOPIC)
+    with (
+        RetarusClient(
+            USER,
+            PASSWORD,
+            base_url=f"http://127.0.0.1:{port}/faxin/rest/v1",
+            retry=RetryPolicy(attempts=2),
+            sleep=sleeps.append,
+        ) as dead,
+        pytest.raises(UnavailableError, match=r"gave up after 2 attempt.*ConnectError"),
+    ):
+        dead.pull(TOPIC)
     assert len(sleeps) == 1
 
 
@@ -525,9 +539,9 @@ def test_the_password_never_shows(
     with make_client(server, lambda _: None, password=wrong) as bad:
         texts.append(repr(bad))
         for call in (lambda: bad.pull(TOPIC), lambda: bad.ack(TOPIC, ["1"])):
-            with pytest.raises(AuthError) as caught:
+            with pytest.raises(AuthError) as denied:
                 call()
-            record(caught.value)
+            record(denied.value)
     with make_client(server, lambda _: None) as good:
         texts.append(repr(good))
         sim_post(server, "/_sim/faults", {"rate": 1.0, "statuses": [503, 400]})
@@ -566,3 +580,10 @@ def test_base_url_choices() -> None:
         USER, PASSWORD, base_url="http://fax.example.com/faxin/rest/v1/", allow_http=True
     ) as plain:
         assert plain.base_url == "http://fax.example.com/faxin/rest/v1"
+
+
+def test_server_text_in_messages_has_our_secrets_blotted_out(client: RetarusClient) -> None:
+    token = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    snippet = client._body_snippet(f"echo: {PASSWORD} Basic {token}\x1b[2J".encode())
+    assert PASSWORD not in snippet and token not in snippet and "\x1b" not in snippet
+    assert snippet.startswith(": echo: ***")

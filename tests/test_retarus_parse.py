@@ -204,6 +204,7 @@ def test_batch_meta_and_results() -> None:
 
 def test_batch_tolerates_missing_meta_but_not_missing_results() -> None:
     assert parse_batch({"results": []}).meta.version is None
+    bad: object
     for bad in [[], "x", None, {"meta": {}}, {"results": {"0": {}}}]:
         with pytest.raises(ProtocolError):
             parse_batch(bad)

@@ -288,9 +288,9 @@ class RetarusClient:
                     status = response.status_code
                     if status == 200:
                         return handle(response)
-                    _drain(response)
+                    body = _drain(response)
                     if status not in RETRY_STATUSES:
-                        raise self._status_error(response, what, topic, file)
+                        raise self._status_error(status, body, what, topic, file)
                     if status == 429:
                         retry_after = parse_retry_after(response.headers.get("Retry-After"))
                     last, malformed = f"HTTP {status}", False
@@ -316,9 +316,8 @@ class RetarusClient:
         raise UnavailableError(message, status)
 
     def _status_error(
-        self, response: httpx.Response, what: str, topic: str | None, file: str | None
+        self, status: int, body: bytes, what: str, topic: str | None, file: str | None
     ) -> RetarusError:
-        status = response.status_code
         if status == 401:
             return AuthError(
                 f"wrong username or password for {self.base_url} (user {self.username!r})", status
@@ -339,18 +338,17 @@ class RetarusClient:
                     status,
                 )
             return NotFoundError(f"{what}: HTTP 404 from {self.base_url}; wrong URL?", status)
-        detail = self._body_snippet(response)
+        detail = self._body_snippet(body)
         if status == 400:
             return BadRequestError(f"{what}: refused by the server (HTTP 400){detail}", status)
         if 300 <= status < 400:
             return RetarusError(f"{what}: redirect (HTTP {status}) not followed", status)
         return RetarusError(f"{what}: unexpected HTTP {status}{detail}", status)
 
-    def _body_snippet(self, response: httpx.Response) -> str:
-        try:
-            text = response.content[:200].decode("utf-8", "replace").strip()
-        except httpx.HTTPError:
-            return ""
+    def _body_snippet(self, body: bytes) -> str:
+        """The start of an error body, printable, with our secrets blotted out."""
+        text = body[:200].decode("utf-8", "replace")
+        text = "".join(c if c.isprintable() else " " for c in text).strip()
         for secret in self._secrets:
             text = text.replace(secret, "***")
         return f": {text}" if text else ""
@@ -407,13 +405,14 @@ def _read_json(response: httpx.Response) -> Any:
         raise _Malformed(f"the answer is not valid JSON ({len(body)} bytes)") from None
 
 
-def _drain(response: httpx.Response) -> None:
+def _drain(response: httpx.Response) -> bytes:
     """Read a small error body so the connection can be reused; close it if it is big."""
-    size = 0
+    body = b""
     for chunk in response.iter_bytes():
-        size += len(chunk)
-        if size > _ERROR_BODY_LIMIT:
+        body += chunk
+        if len(body) > _ERROR_BODY_LIMIT:
             break
+    return body
 
 
 def _describe(exc: Exception) -> str:

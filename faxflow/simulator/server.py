@@ -158,6 +158,7 @@ class SimulatorServer:
     async def stop_async(self) -> None:
         if self._server is not None:
             self._server.close()
+        await asyncio.sleep(0)  # let just-accepted connections register themselves
         for task in list(self._connections):
             task.cancel()
         await asyncio.gather(*self._connections, return_exceptions=True)
@@ -257,6 +258,10 @@ class SimulatorServer:
                     writer.write(self._encode(conn, error_reply(400, str(exc))))
                     await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        except asyncio.CancelledError:
+            # stop_async cancels us. Finish normally: asyncio.streams logs an error for
+            # a connection task that ends cancelled.
             pass
         finally:
             writer.close()

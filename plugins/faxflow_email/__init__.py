@@ -45,6 +45,7 @@ PLUGIN_OPTIONS: dict[str, tuple[type, ...]] = {
     "host": (str,), "port": (int,), "security": (str,), "username": (str,),
     "password": (str,), "from": (str,), "max_attachment_bytes": (int,),
     "link_template": (str,), "ca_file": (str,), "timeout": (int, float),
+    **delivery.RETRY_OPTIONS,
 }
 SECURITY = ("starttls", "tls", "none")
 
@@ -98,7 +99,7 @@ def faxflow_deliver(fax: Fax, route: Route, app: App) -> DeliveryResult | None:
         return DeliveryResult.transient("email: [plugins.email] host is not configured")
     try:
         message, note = build_message(fax, route, settings)
-        send(message, settings)
+        send(message, settings, delivery.policy_from(settings))
     except delivery.DeliveryError as exc:
         return delivery.as_result(exc)
     return DeliveryResult.delivered(f"mailed to {message['To']}{note}",

@@ -1,1 +1,82 @@
-"""(being written)"""
+"""The rules plugin: ordered ``[[rule]]`` tables that label, extract fields and route faxes.
+
+Hooks only; the work is in `ruleset` (loading, evaluating, rendering), `conditions`,
+`templates`, `phone` and `fields`. `faxflow explain` lives in `explain`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from faxflow.errors import ConfigError, PermanentError
+from faxflow.hookspecs import hookimpl
+from faxflow.types import Classification, Route
+
+from . import ruleset
+from .ruleset import RuleSet
+
+if TYPE_CHECKING:
+    import click
+
+    from faxflow.app import App
+    from faxflow.config import Config, ConfigProblem
+    from faxflow.types import Fax
+
+# Where the compiled rules of an app are kept, with the config they came from.
+STATE_KEY = "rules.ruleset"
+
+
+@hookimpl
+def faxflow_config_sections() -> list[str]:
+    return ["rule"]
+
+
+@hookimpl
+def faxflow_check_config(config: Config, app: App) -> list[ConfigProblem]:
+    return ruleset.load(config, app.destinations)[1]
+
+
+@hookimpl
+def faxflow_configure(config: Config, app: App) -> None:
+    rules, problems = ruleset.load(config, app.destinations)
+    if problems:
+        raise ConfigError("; ".join(p.message for p in problems))
+    app.state[STATE_KEY] = (config, rules)
+
+
+def current(app: App) -> RuleSet:
+    """The rules of the app's config, compiled once (at configure time, or here on first use)."""
+    cached = app.state.get(STATE_KEY)
+    if cached is not None and cached[0] is app.config:
+        rules: RuleSet = cached[1]
+        return rules
+    faxflow_configure(app.config, app)
+    rules = app.state[STATE_KEY][1]
+    return rules
+
+
+@hookimpl
+def faxflow_classify(fax: Fax, app: App) -> Classification | None:
+    # Labels of other classifiers are not merged yet: label conditions see them only when
+    # routing. See docs/rules.md, "Labels from other plugins".
+    evaluation = ruleset.evaluate(current(app), fax)
+    if not evaluation.labels and not evaluation.fields:
+        return None
+    return Classification(frozenset(evaluation.labels), dict(evaluation.fields))
+
+
+@hookimpl
+def faxflow_route(fax: Fax, app: App) -> list[Route]:
+    rules = current(app)
+    rendered = ruleset.render(rules, ruleset.evaluate(rules, fax))
+    errors = [r.error for r in rendered if r.error]
+    if errors:  # the same fax renders the same way next time: retrying cannot help
+        raise PermanentError("; ".join(errors))
+    return [r.route for r in rendered if r.route is not None]
+
+
+@hookimpl
+def faxflow_register_commands(cli: click.Group) -> None:
+    from .explain import explain
+
+    cli.add_command(explain)

@@ -124,7 +124,7 @@ class _Env(SandboxedEnvironment):
             return False
         return not callable(value) or attr in SAFE_METHODS
 
-    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         return __self._check_size(super().call(__context, __obj, *args, **kwargs))
 
 

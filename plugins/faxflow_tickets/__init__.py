@@ -1,1 +1,2 @@
-"""(being written)"""
+"""Ticketing destinations: ``jira``, ``zendesk`` and ``redmine``, one plugin module each
+(registered separately), sharing `faxflow_tickets.common`."""

@@ -1,0 +1,3 @@
+from faxflow.cli import main
+
+main()

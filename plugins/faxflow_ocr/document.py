@@ -1,0 +1,186 @@
+"""What a document is and what its pages are, read from headers before any page is decoded.
+
+A document that cannot be read at all raises `PermanentError` with a reason meant for a
+human; a single bad page is left to the page step.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+
+from faxflow.errors import PermanentError
+from faxflow_ocr.tools import tool_env
+
+PDF_MAGIC = b"%PDF-"
+TIFF_MAGICS = (b"II*\x00", b"MM\x00*")
+
+
+@dataclass(frozen=True, slots=True)
+class PageInfo:
+    """One page as the document's headers describe it, before decoding."""
+
+    number: int  # 1-based
+    width_pt: float = 0.0  # PDF page size (after /Rotate)
+    height_pt: float = 0.0
+    rotate: int = 0
+    # The one full-page image of a fax PDF page, or the TIFF frame: pixel size and dpi.
+    image_width: int = 0
+    image_height: int = 0
+    xdpi: float = 0.0
+    ydpi: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentInfo:
+    kind: str  # "pdf" or "tiff"
+    page_count: int
+    pages: list[PageInfo]  # only the pages we will read (up to the page cap)
+
+
+def sniff(path: Path) -> str:
+    """'pdf' or 'tiff' from the first bytes; PermanentError for anything else."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(1024)
+    except OSError as exc:
+        raise PermanentError(f"cannot read document {path.name}: {exc.strerror}") from None
+    if not head:
+        raise PermanentError(f"document {path.name} is empty (0 bytes)")
+    if PDF_MAGIC in head:  # the spec allows junk before the header
+        return "pdf"
+    if head[:4] in TIFF_MAGICS:
+        return "tiff"
+    expected = path.suffix.lower().lstrip(".")
+    what = "a PDF" if expected == "pdf" else "a TIFF" if expected in ("tif", "tiff") else None
+    start = _printable(head[:12])
+    if what:
+        raise PermanentError(f"not {what}: {path.name} starts with {start!r}")
+    raise PermanentError(f"unsupported document type: {path.name} starts with {start!r} "
+                         "(only PDF and TIFF are read)")
+
+
+def _printable(data: bytes) -> str:
+    text = data.decode("latin-1").lstrip()
+    return "".join(c if c.isprintable() else "?" for c in text)[:12]
+
+
+def inspect(path: Path, kind: str, max_pages: int, timeout: float) -> DocumentInfo:
+    if kind == "pdf":
+        return _inspect_pdf(path, max_pages, timeout)
+    return _inspect_tiff(path, max_pages)
+
+
+# --- PDF -----------------------------------------------------------------------------------
+
+_PAGE_LINE = re.compile(r"^Page\s+(\d+)\s+(size|rot):\s+(.*)$")
+
+
+def _inspect_pdf(path: Path, max_pages: int, timeout: float) -> DocumentInfo:
+    info = _run(["pdfinfo", "-f", "1", "-l", str(max_pages), str(path)], timeout, path)
+    count = 0
+    sizes: dict[int, tuple[float, float]] = {}
+    rotations: dict[int, int] = {}
+    for line in info.splitlines():
+        if line.startswith("Pages:"):
+            count = int(line.split()[1])
+        match = _PAGE_LINE.match(line)
+        if match:
+            number, what, value = int(match[1]), match[2], match[3]
+            if what == "size":
+                dims = re.match(r"([\d.]+) x ([\d.]+)", value)
+                if dims:
+                    sizes[number] = (float(dims[1]), float(dims[2]))
+            else:
+                rotations[number] = int(float(value.split()[0])) % 360
+    if count == 0:
+        raise PermanentError(f"PDF {path.name} has no pages")
+    images = _pdf_images(path, min(count, max_pages), timeout)
+    pages: list[PageInfo] = []
+    for number in range(1, min(count, max_pages) + 1):
+        width, height = sizes.get(number, (612.0, 792.0))
+        rotate = rotations.get(number, 0)
+        image = images.get(number)
+        if image and rotate in (0, 180) and _covers_page(image, width, height):
+            pages.append(PageInfo(number, width, height, rotate, *image))
+        else:
+            pages.append(PageInfo(number, width, height, rotate))
+    return DocumentInfo("pdf", count, pages)
+
+
+def _pdf_images(path: Path, last: int, timeout: float,
+                ) -> dict[int, tuple[int, int, float, float]]:
+    """Pages that hold exactly one image: its pixel size and dpi (from `pdfimages -list`)."""
+    try:
+        out = _run(["pdfimages", "-list", "-f", "1", "-l", str(last), str(path)], timeout, path)
+    except PermanentError:
+        return {}  # pdfinfo could read it: render instead of guessing
+    found: dict[int, list[tuple[int, int, float, float]]] = {}
+    for line in out.splitlines()[2:]:
+        cols = line.split()
+        if len(cols) < 14 or cols[2] != "image":
+            continue
+        try:
+            found.setdefault(int(cols[0]), []).append(
+                (int(cols[3]), int(cols[4]), float(cols[12]), float(cols[13])))
+        except ValueError:
+            continue
+    return {page: images[0] for page, images in found.items() if len(images) == 1}
+
+
+def _covers_page(image: tuple[int, int, float, float], width_pt: float,
+                 height_pt: float) -> bool:
+    w, h, xdpi, ydpi = image
+    if xdpi <= 0 or ydpi <= 0:
+        return False
+    return (abs(w / xdpi * 72 - width_pt) < 0.03 * width_pt
+            and abs(h / ydpi * 72 - height_pt) < 0.03 * height_pt)
+
+
+def _run(args: list[str], timeout: float, path: Path) -> str:
+    try:
+        proc = subprocess.run(args, capture_output=True, timeout=timeout, env=tool_env())
+    except subprocess.TimeoutExpired:
+        raise PermanentError(f"PDF {path.name} could not be read in {timeout:g} s "
+                             f"({args[0]} timed out)") from None
+    if proc.returncode != 0:
+        message = _first_error(proc.stderr.decode("utf-8", "replace"))
+        if "password" in message.lower():
+            raise PermanentError(f"PDF {path.name} is password-protected")
+        raise PermanentError(f"PDF is damaged: {message}")
+    return proc.stdout.decode("utf-8", "replace")
+
+
+def _first_error(stderr: str) -> str:
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if "Error" in line] or lines
+    return "; ".join(dict.fromkeys(errors[:2]))[:300] or "unreadable"
+
+
+# --- TIFF ----------------------------------------------------------------------------------
+
+
+def _inspect_tiff(path: Path, max_pages: int) -> DocumentInfo:
+    """Frame sizes from the TIFF directories only (Pillow decodes nothing until load())."""
+    pages: list[PageInfo] = []
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                count = getattr(image, "n_frames", 1)
+                for index in range(min(count, max_pages)):
+                    image.seek(index)
+                    xdpi, ydpi = image.info.get("dpi", (0.0, 0.0))
+                    pages.append(PageInfo(index + 1, image_width=image.width,
+                                          image_height=image.height,
+                                          xdpi=float(xdpi), ydpi=float(ydpi)))
+    except Image.DecompressionBombError as exc:
+        raise PermanentError(f"TIFF {path.name} is too large to open: {exc}") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise PermanentError(f"TIFF is damaged: {exc}") from None
+    return DocumentInfo("tiff", count, pages)

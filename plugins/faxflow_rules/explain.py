@@ -1,0 +1,179 @@
+"""``faxflow explain``: run one document through text extraction, classification and the rules,
+and show which rule matched and why, the fields and the rendered routes. Delivers nothing.
+
+It calls the same functions as the hooks (`ruleset.evaluate`, `ruleset.render`) and the
+core's own stages for text extraction and classification, so what it shows is what the
+worker would do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import mimetypes
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from faxflow import protocol
+from faxflow.app import App, load_app
+from faxflow.errors import ConfigError, FaxflowError
+from faxflow.types import Document, DocumentRef, Fax, Job, Number
+
+from . import current, ruleset
+
+MARK = {True: "yes ", False: "no  ", None: "--  "}
+
+
+def build_app(config_path: Path) -> App:
+    """The app for a config file: validated and configured, exactly as `faxflow run` builds it."""
+    try:
+        return load_app(config_path)
+    except ConfigError as exc:
+        raise click.ClickException(f"invalid configuration:\n{exc}") from None
+
+
+def make_fax(document: Path, *, to: str | None, sender: str | None, csid: str | None,
+             received: datetime, cost_center: str | None, resolution: str | None,
+             labels: tuple[str, ...]) -> Fax:
+    data = document.read_bytes()
+    ext = document.suffix.lower().lstrip(".")
+    ref = DocumentRef(url=document.resolve().as_uri(), name=document.name, extension=ext)
+    doc = Document(ref, document, len(data), hashlib.sha256(data).hexdigest(),
+                   mimetypes.guess_type(document.name)[0])
+    job = Job(id="explain", receiver_isdn=Number(to, None) if to else None,
+              sender_isdn=Number(sender, None) if sender else None, sender_fax_id=csid,
+              date_received=received, cost_center=cost_center, fax_resolution=resolution,
+              documents=(ref,))
+    return Fax(job=job, topic="explain", documents=[doc], labels=set(labels))
+
+
+def run(app: App, fax: Fax) -> dict[str, Any]:
+    """Extract, classify, evaluate and render for one fax; the report as plain data."""
+    protocol.extract_text(fax, app)
+    if fax.problems:
+        raise FaxflowError("cannot read the document: "
+                           + "; ".join(p.message for p in fax.problems))
+    if not fax.pages:
+        raise FaxflowError("no text-extraction plugin could read this document")
+    protocol.classify(fax, app)
+    if fax.problems:
+        raise FaxflowError("classification failed: " + "; ".join(p.message for p in fax.problems))
+    rules = current(app)
+    evaluation = ruleset.evaluate(rules, fax)
+    rendered = ruleset.render(rules, evaluation)
+    return report(fax, evaluation, rendered)
+
+
+def report(fax: Fax, evaluation: ruleset.Evaluation,
+           rendered: list[ruleset.Rendered]) -> dict[str, Any]:
+    v = evaluation.variables
+    first_stop = next((r.rule.name for r in evaluation.results
+                       if r.matched and not r.rule.cont), None)
+    return {
+        "fax": {"receiver": v["receiver"], "sender": v["sender"], "csid": v["csid"],
+                "cost_center": v["cost_center"], "pages": v["pages"],
+                "resolution": v["resolution"],
+                "received": v["received"].isoformat() if v["received"] else None,
+                "text_chars": len(fax.text)},
+        "rules": [{
+            "name": r.rule.name, "evaluated": r.check is not None, "matched": r.matched,
+            "continue": r.rule.cont,
+            "check": r.check.to_dict() if r.check else None,
+            "skipped_because": None if r.check else f"rule {first_stop!r} matched first",
+            "fields": {k: _plain(x) for k, x in r.fields.items()},
+            "field_errors": r.field_errors,
+        } for r in evaluation.results],
+        "default_route_used": evaluation.used_default,
+        "labels": sorted(fax.labels | evaluation.labels),
+        "fields": {k: _plain(x) for k, x in evaluation.variables["fields"].items()},
+        "routes": [{"key": r.key, "type": r.type, "rule": r.rule,
+                    "options": r.route.options if r.route else None, "error": r.error}
+                   for r in rendered],
+    }
+
+
+def _plain(value: Any) -> Any:
+    return value if isinstance(value, str | int | float | bool) or value is None else str(value)
+
+
+def format_text(data: dict[str, Any]) -> str:
+    f = data["fax"]
+    lines = [f"Fax: {f['pages']} page(s), {f['text_chars']} characters of text",
+             f"  receiver {f['receiver'] or '-'}  sender {f['sender'] or '-'}  "
+             f"csid {f['csid']!r}  received {f['received'] or '-'}", "", "Rules:"]
+    for i, rule in enumerate(data["rules"], start=1):
+        state = ("MATCHED" + (" (continue)" if rule["continue"] else "")) if rule["matched"] \
+            else ("no match" if rule["evaluated"] else "not evaluated: "
+                  + rule["skipped_because"])
+        lines.append(f"  {i}. {rule['name']}: {state}")
+        if rule["check"]:
+            lines += _check_lines(rule["check"], 6)
+        for error in rule["field_errors"]:
+            lines.append(f"      field not set: {error}")
+    lines += ["", "Default route: " + ("used (no rule routed this fax)"
+                                       if data["default_route_used"] else "not used"),
+              "Labels: " + (", ".join(data["labels"]) or "none"), "Fields:"]
+    lines += [f"  {k} = {v!r}" for k, v in data["fields"].items()] or ["  none"]
+    lines.append("Routes (nothing was delivered):")
+    for route in data["routes"]:
+        if route["error"]:
+            lines.append(f"  {route['key']} ({route['type']}): ERROR {route['error']}")
+        else:
+            options = json.dumps(route["options"], ensure_ascii=False, sort_keys=True)
+            lines.append(f"  {route['key']} ({route['type']}): {options}")
+    return "\n".join(lines)
+
+
+def _check_lines(check: dict[str, Any], indent: int) -> list[str]:
+    text = " " * indent + MARK[check["result"]] + check["condition"]
+    if check.get("detail"):
+        text += f": {check['detail']}"
+    if check.get("captures"):
+        text += f" {check['captures']}"
+    lines = [text]
+    for child in check.get("children", []):
+        lines += _check_lines(child, indent + 2)
+    return lines
+
+
+def _parse_time(_: click.Context, __: click.Parameter, value: str | None) -> datetime:
+    if value is None:
+        return datetime.now(UTC)
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter("use ISO 8601, e.g. 2026-11-27T19:30:00+01:00") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@click.command()
+@click.option("-c", "--config", "config_path", required=True,
+              type=click.Path(dir_okay=False, path_type=Path), help="The faxflow TOML file.")
+@click.argument("document", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--to", help="Receiver number, any usual format.")
+@click.option("--from", "sender", help="Sender number, any usual format.")
+@click.option("--csid", help="Sender fax id (CSID).")
+@click.option("--received", callback=_parse_time,
+              help="When it was received, ISO 8601 (default: now; no offset means UTC).")
+@click.option("--cost-center", help="Cost center.")
+@click.option("--resolution", help="Fax resolution as Retarus sends it.")
+@click.option("--label", "labels", multiple=True, help="A label another classifier would set.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+def explain(config_path: Path, document: Path, to: str | None, sender: str | None,
+            csid: str | None, received: datetime, cost_center: str | None,
+            resolution: str | None, labels: tuple[str, ...], as_json: bool) -> None:
+    """Show how the rules classify and route DOCUMENT; delivers nothing."""
+    try:
+        app = build_app(config_path)
+        fax = make_fax(document, to=to, sender=sender, csid=csid, received=received,
+                       cost_center=cost_center, resolution=resolution, labels=labels)
+        data = run(app, fax)
+    except (FaxflowError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str) if as_json
+               else format_text(data))
+    if any(r["error"] for r in data["routes"]):
+        raise SystemExit(1)

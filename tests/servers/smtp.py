@@ -1,0 +1,100 @@
+"""A real SMTP server (aiosmtpd) on 127.0.0.1 with STARTTLS or implicit TLS and AUTH, using a
+`trustme` test CA; it keeps what it receives for the test to read back."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import socket
+import ssl
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import trustme
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+USER, PASSWORD = "fax", "s3cret-pw"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Handler:
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+        self.refuse: dict[str, str] = {}  # recipient -> SMTP answer, e.g. "550 5.1.1 unknown"
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
+                          rcpt_options: list[str]) -> str:
+        if address in self.refuse:
+            return self.refuse[address]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        assert isinstance(msg, EmailMessage)
+        self.messages.append(msg)
+        return "250 Message accepted for delivery"
+
+
+def authenticator(server: Any, session: Any, envelope: Any, mechanism: str,
+                  auth_data: Any) -> AuthResult:
+    ok = (isinstance(auth_data, LoginPassword) and auth_data.login == USER.encode()
+          and auth_data.password == PASSWORD.encode())
+    # handled=False: let aiosmtpd send the 235/535 answer itself (else the client hangs).
+    return AuthResult(success=ok, handled=False)
+
+
+class SmtpServer:
+    """Start with `start()`, stop with `stop()`; `ca_file` is the CA the client must trust."""
+
+    def __init__(self, folder: Path, *, implicit_tls: bool = False,
+                 port: int | None = None) -> None:
+        self.ca = trustme.CA()
+        cert = self.ca.issue_cert("127.0.0.1", "localhost")
+        self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        cert.configure_cert(self.context)
+        self.ca_file = folder / "smtp-ca.pem"
+        self.ca.cert_pem.write_to_path(str(self.ca_file))
+        self.implicit_tls = implicit_tls
+        self.port = port or free_port()
+        self.handler = Handler()
+        self.controller: Controller | None = None
+
+    def start(self) -> SmtpServer:
+        kwargs: dict[str, Any] = {"authenticator": authenticator, "auth_require_tls": True}
+        if self.implicit_tls:
+            # aiosmtpd only counts STARTTLS as TLS for AUTH; the whole session is TLS here.
+            kwargs.update(ssl_context=self.context, auth_require_tls=False)
+        else:
+            kwargs.update(tls_context=self.context, require_starttls=True)
+        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port,
+                                     server_hostname="127.0.0.1", **kwargs)
+        self.controller.start()
+        return self
+
+    def stop(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+    @property
+    def messages(self) -> list[EmailMessage]:
+        return self.handler.messages
+
+    def settings_toml(self, **extra: Any) -> str:
+        lines = ["[plugins.email]", 'host = "127.0.0.1"', f"port = {self.port}",
+                 f'security = "{"tls" if self.implicit_tls else "starttls"}"',
+                 f'username = "{USER}"', f'password = "{PASSWORD}"',
+                 'from = "Fax Inbox <fax@example.test>"', f'ca_file = "{self.ca_file}"',
+                 "timeout = 5"]
+        for key, value in extra.items():
+            lines.append(f"{key} = {value!r}" if isinstance(value, str)
+                         else f"{key} = {value}")
+        return "\n".join(lines).replace("'", '"') + "\n"

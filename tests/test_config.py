@@ -1,0 +1,178 @@
+"""Config parsing and validation: every error names the file, line and key; secrets stay
+secret; hot reload swaps a valid file in and keeps the old one on a bad file."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from faxflow.app import load_app
+from faxflow.config import locate, parse, redact
+from faxflow.errors import ConfigError
+from faxflow.reload import Reloader, reload_config
+
+GOOD = """\
+[retarus]
+base_url = "http://127.0.0.1:9/faxin/rest/v1"
+username = "99999"
+password = "${FAX_PW}"
+topics = ["abc123"]
+
+[worker]
+concurrency = 2
+"""
+
+
+def problems_of(text: str, **env: str) -> list[str]:
+    config, problems = parse(text, Path("/etc/faxflow/f.toml"), env={"FAX_PW": "pw", **env})
+    from faxflow.config import with_lines
+    return [p.format("f.toml") for p in with_lines(config, problems)]
+
+
+def test_good_config_parses_with_env_secret() -> None:
+    config, problems = parse(GOOD, env={"FAX_PW": "s3cret"})
+    assert problems == []
+    assert config.retarus.password == "s3cret"
+    assert config.worker.concurrency == 2
+    assert config.worker.max_attempts == 5  # default
+
+
+def test_wrong_type_names_line_and_key() -> None:
+    text = GOOD.replace("concurrency = 2", 'concurrency = "two"')
+    assert problems_of(text) == ["f.toml:8: worker.concurrency: must be an integer"]
+
+
+def test_unknown_option_suggests_the_right_one() -> None:
+    text = GOOD.replace("concurrency = 2", "concurency = 2")
+    assert problems_of(text) == [
+        "f.toml:8: worker.concurency: unknown option (did you mean concurrency?)"]
+
+
+def test_toml_syntax_error_names_the_line() -> None:
+    (line,) = problems_of(GOOD + "\n[worker\n")
+    assert line.startswith("f.toml:10: invalid TOML")
+
+
+def test_missing_env_var_is_reported_without_traceback() -> None:
+    config, problems = parse(GOOD, env={})
+    assert [p.message for p in problems] == ["environment variable FAX_PW is not set"]
+    assert problems[0].path == ("retarus", "password")
+
+
+def test_password_file(tmp_path: Path) -> None:
+    (tmp_path / "pw").write_text("from-file\n")
+    text = GOOD.replace('password = "${FAX_PW}"', 'password_file = "pw"')
+    config, problems = parse(text, tmp_path / "f.toml", env={})
+    assert problems == [] and config.retarus.password == "from-file"
+
+
+def test_range_and_choice_checks() -> None:
+    text = GOOD.replace("concurrency = 2", "concurrency = 0") + '\n[journal]\nbackend = "mysql"\n'
+    assert problems_of(text) == [
+        "f.toml:8: worker.concurrency: must be at least 1",
+        "f.toml:11: journal.backend: must be one of sqlite, postgresql",
+    ]
+
+
+def test_region_or_base_url_required() -> None:
+    text = GOOD.replace('base_url = "http://127.0.0.1:9/faxin/rest/v1"\n', "")
+    assert problems_of(text) == ["f.toml:1: retarus: set region or base_url"]
+
+
+def test_locate_arrays_of_tables() -> None:
+    text = "[[rule]]\nname = 'a'\n\n[[rule]]\nname = 'b'\nmatch = 1\n"
+    assert locate(text, ("rule", 1, "match")) == 6
+    assert locate(text, ("rule", 0)) == 1
+    assert locate(text, ("rule", 1, "nothing")) == 4
+
+
+def test_redact_hides_secrets() -> None:
+    assert redact({"retarus": {"password": "x", "username": "u"}, "plugins": {
+        "email": {"smtp_password": "y", "api_token": "z"}}}) == {
+        "retarus": {"password": "***", "username": "u"},
+        "plugins": {"email": {"smtp_password": "***", "api_token": "***"}}}
+
+
+def test_unknown_top_level_table_and_config_of_a_broken_plugin(tmp_path: Path) -> None:
+    path = tmp_path / "f.toml"
+    path.write_text(GOOD + "\n[retarsu]\nx = 1\n")
+    with pytest.raises(ConfigError) as info:
+        load_app(path, load=[], env={"FAX_PW": "pw"})
+    assert str(info.value) == f"{path}:10: retarsu: unknown table (did you mean retarus?)"
+
+
+def test_check_command_gives_one_line_naming_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "f.toml"
+    path.write_text(GOOD.replace("concurrency = 2", "concurrency = -1"))
+    env = {**os.environ, "FAX_PW": "hunter2-secret", "FAXFLOW_LOAD_PLUGINS": ""}
+    result = subprocess.run([sys.executable, "-m", "faxflow", "check", "-c", str(path)],
+                            capture_output=True, text=True, env=env)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[0] == \
+        f"{path}:8: worker.concurrency: must be at least 1"
+    assert "Traceback" not in result.stderr and "hunter2" not in result.stderr
+    path.write_text(GOOD)
+    ok = subprocess.run([sys.executable, "-m", "faxflow", "check", "-c", str(path)],
+                        capture_output=True, text=True, env=env)
+    assert ok.returncode == 0, ok.stderr
+    assert "OK" in ok.stdout
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    env = {**os.environ, "FAXFLOW_LOAD_PLUGINS": ""}
+    result = subprocess.run([sys.executable, "-m", "faxflow", "check", "-c",
+                             str(tmp_path / "nope.toml")], capture_output=True, text=True, env=env)
+    assert result.returncode == 2
+    assert "nope.toml: no such file" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_hot_reload_swaps_valid_and_rejects_invalid(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setenv("FAX_PW", "pw")
+    path = tmp_path / "f.toml"
+    path.write_text(GOOD)
+    app = load_app(path, load=[])
+    reloader = Reloader(app, path, settle=0.05)
+    reloader.start()
+    try:
+        path.write_text(GOOD.replace("concurrency = 2", "concurrency = 3"))
+        deadline = time.monotonic() + 10
+        while app.config.worker.concurrency != 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert app.config.worker.concurrency == 3
+        with caplog.at_level(logging.ERROR, logger="faxflow.reload"):
+            path.write_text(GOOD.replace("concurrency = 2", "concurrency = 'x'"))
+            deadline = time.monotonic() + 10
+            while not caplog.records and time.monotonic() < deadline:
+                time.sleep(0.05)
+        assert app.config.worker.concurrency == 3  # the old config stays
+        assert "config reload rejected" in caplog.text
+        assert "worker.concurrency: must be an integer" in caplog.text
+    finally:
+        reloader.stop()
+
+
+def test_reload_refused_by_a_plugin_keeps_old_config(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from faxflow.hookspecs import hookimpl
+
+    class Picky:
+        @hookimpl
+        def faxflow_configure(self, config):  # type: ignore[no-untyped-def]
+            if config.worker.concurrency > 5:
+                raise ValueError("too many")
+
+    monkeypatch.setenv("FAX_PW", "pw")
+    path = tmp_path / "f.toml"
+    path.write_text(GOOD)
+    app = load_app(path, load=[], extra=[("picky", Picky())])
+    path.write_text(GOOD.replace("concurrency = 2", "concurrency = 9"))
+    assert reload_config(app, path) is False
+    assert app.config.worker.concurrency == 2

@@ -1,0 +1,198 @@
+"""End to end over real HTTP: the simulator in this process, `faxflow run` as a real process
+(or the worker in a thread), a one-file test plugin from tests/e2e_plugins/ that writes each
+fax to a folder and records any second delivery."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from faxflow.app import load_app
+from faxflow.paths import safe_name
+from faxflow.runner import run_worker
+from faxflow.simulator import Simulator, SimulatorServer
+from faxflow.simulator.minipdf import one_page_pdf
+from faxflow.worker import Worker
+
+PLUGINS = Path(__file__).parent / "e2e_plugins"
+FAXFLOW = [sys.executable, "-m", "faxflow"]
+
+
+def config_text(api_url: str, lock_timeout: int = 2, max_attempts: int = 3,
+                concurrency: int = 4) -> str:
+    return f"""
+[retarus]
+base_url = "{api_url}"
+username = "99999"
+password = "${{SIM_PASSWORD}}"
+topics = ["abc123"]
+fetch = 20
+lock_timeout = {lock_timeout}
+
+[worker]
+concurrency = {concurrency}
+max_attempts = {max_attempts}
+poll_interval_max = 0.3
+grace_period = 5
+reload = false
+
+[journal]
+path = "journal.sqlite"
+"""
+
+
+@pytest.fixture
+def sim() -> Iterator[SimulatorServer]:
+    simulator = Simulator(users={"99999": "secret"}, topics={"abc123": "99999"}, seed=3)
+    with SimulatorServer(simulator, host="127.0.0.1", port=0) as server:
+        yield server
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    out = tmp_path / "out"
+    out.mkdir()
+    values = {"SIM_PASSWORD": "secret", "E2E_OUT": str(out), "FAXFLOW_LOAD_PLUGINS": "",
+              "FAXFLOW_PLUGINS_DIR": str(PLUGINS)}
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    return {**os.environ, **values}
+
+
+def add_faxes(server: SimulatorServer, n: int) -> list[str]:
+    pdf = one_page_pdf("end to end")
+    return [server.sim.add_fax("abc123", documents=[{"extension": "pdf", "content": pdf}])["id"]
+            for _ in range(n)]
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def delivered(out: Path) -> set[str]:
+    return {p.name for p in out.glob("*.pdf")}
+
+
+def start_worker(config: Path, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as fh:
+        return subprocess.Popen([*FAXFLOW, "run", "-c", str(config)], env=env,
+                                stdout=fh, stderr=subprocess.STDOUT, cwd=config.parent)
+
+
+def test_run_drains_200_faxes_each_delivered_and_acknowledged_once(
+        sim: SimulatorServer, env: dict[str, str], tmp_path: Path) -> None:
+    ids = add_faxes(sim, 200)
+    config = tmp_path / "faxflow.toml"
+    config.write_text(config_text(sim.api_url, lock_timeout=60))
+    out = Path(env["E2E_OUT"])
+    proc = start_worker(config, env, tmp_path / "worker.log")
+    try:
+        wait_for(lambda: sim.sim.topic_state("abc123")["acknowledged"] == 200, 90,
+                 "all faxes acknowledged")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(30)
+    log = (tmp_path / "worker.log").read_text()
+    assert code == 0, log
+    assert delivered(out) == {safe_name(i) + ".pdf" for i in ids}
+    assert not (out / "duplicates.log").exists()
+    state = sim.sim.topic_state("abc123")
+    assert sorted(state["acks"]) == sorted(ids)  # each acknowledged exactly once
+    assert not list((tmp_path / "spool").rglob("*.pdf")), "spool cleaned after ack"
+    assert "Traceback" not in log
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_still_delivers_each_fax_exactly_once(
+        sim: SimulatorServer, env: dict[str, str], tmp_path: Path) -> None:
+    ids = add_faxes(sim, 200)
+    config = tmp_path / "faxflow.toml"
+    config.write_text(config_text(sim.api_url, lock_timeout=2, max_attempts=10))
+    out = Path(env["E2E_OUT"])
+    rng = random.Random(int(os.environ.get("FAXFLOW_TEST_SEED", "0")) or None)
+    kills = 0
+    for _ in range(3):  # kill it three times, at a random number of deliveries
+        target = len(delivered(out)) + rng.randint(1, 50)
+        proc = start_worker(config, env, tmp_path / "worker.log")
+        wait_for(lambda t=target: len(delivered(out)) >= min(t, 200) or proc.poll() is not None,
+                 60, "deliveries")
+        time.sleep(rng.random() * 0.2)
+        proc.kill()
+        proc.wait(10)
+        kills += 1
+    proc = start_worker(config, env, tmp_path / "worker.log")
+    try:
+        wait_for(lambda: sim.sim.topic_state("abc123")["acknowledged"] == 200, 120,
+                 "all faxes acknowledged after the crashes")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+    assert kills == 3
+    assert delivered(out) == {safe_name(i) + ".pdf" for i in ids}
+    dups = (out / "duplicates.log").read_text() if (out / "duplicates.log").exists() else ""
+    assert dups == "", f"delivered twice: {dups}"
+    assert not list((tmp_path / "quarantine").rglob("metadata.json"))
+
+
+def run_in_thread(config: Path, stop_when: Callable[[], bool],
+                  timeout: float) -> tuple[Worker, threading.Thread]:
+    app = load_app(config, plugins_dir=PLUGINS)
+    box: dict[str, Worker] = {}
+    started = threading.Event()
+
+    def ready(worker: Worker) -> None:
+        box["worker"] = worker
+        started.set()
+
+    thread = threading.Thread(target=run_worker, args=(app,), kwargs={"ready": ready},
+                              daemon=True)
+    thread.start()
+    assert started.wait(10)
+    worker = box["worker"]
+    try:
+        wait_for(stop_when, timeout, "the end state")
+    finally:
+        worker.stop()
+        thread.join(20)
+    return worker, thread
+
+
+def test_not_yet_vote_retries_after_lock_expiry_then_quarantines(
+        sim: SimulatorServer, env: dict[str, str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    ids = add_faxes(sim, 3)
+    stubborn = ids[1]
+    monkeypatch.setenv("E2E_NOT_YET", stubborn)  # read when the plugin file loads
+    config = tmp_path / "faxflow.toml"
+    config.write_text(config_text(sim.api_url, lock_timeout=1, max_attempts=3))
+    worker, thread = run_in_thread(
+        config, lambda: sim.sim.topic_state("abc123")["acknowledged"] == 3, 60)
+    assert not thread.is_alive()
+    quarantined = list((tmp_path / "quarantine").rglob("reason.txt"))
+    assert len(quarantined) == 1
+    folder = quarantined[0].parent
+    assert folder.name == safe_name(stubborn)
+    assert "test plugin says not yet" in quarantined[0].read_text()
+    assert "gave up after 3 attempts" in quarantined[0].read_text()
+    assert (folder / "document-1.pdf").read_bytes().startswith(b"%PDF")
+    db = sqlite3.connect(tmp_path / "journal.sqlite")
+    attempts, state, verdict = db.execute(
+        "SELECT attempts, state, verdict FROM fax WHERE fax_id=?", (stubborn,)).fetchone()
+    assert (attempts, state, verdict) == (3, "done", "quarantine")
+    # The stubborn fax was delivered on its first attempt and never again.
+    assert not (Path(env["E2E_OUT"]) / "duplicates.log").exists()
+    assert worker.app.state["retried"] == 2
