@@ -18,10 +18,12 @@ from pathlib import Path
 import pytest
 
 from faxflow.app import load_app
+from faxflow.hookspecs import hookimpl
 from faxflow.paths import safe_name
 from faxflow.runner import run_worker
 from faxflow.simulator import Simulator, SimulatorServer
 from faxflow.simulator.minipdf import one_page_pdf
+from faxflow.types import Decision, Fax, Verdict
 from faxflow.worker import Worker
 
 PLUGINS = Path(__file__).parent / "e2e_plugins"
@@ -148,9 +150,35 @@ def test_sigkill_at_random_moments_still_delivers_each_fax_exactly_once(
     assert not list((tmp_path / "quarantine").rglob("metadata.json"))
 
 
-def run_in_thread(config: Path, stop_when: Callable[[], bool],
-                  timeout: float) -> tuple[Worker, threading.Thread]:
-    app = load_app(config, plugins_dir=PLUGINS)
+class Notifications:
+    """Records every notification hook, to check what fires when."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str]] = []
+
+    @hookimpl
+    def faxflow_fax_received(self, fax: Fax) -> None:
+        self.events.append(("received", fax.id))
+
+    @hookimpl
+    def faxflow_fax_acknowledged(self, fax: Fax, decision: Decision) -> None:
+        assert decision.verdict is Verdict.ACK
+        self.events.append(("acknowledged", fax.id))
+
+    @hookimpl
+    def faxflow_fax_quarantined(self, fax: Fax, decision: Decision) -> None:
+        assert (fax.scratch["quarantine_dir"] / "metadata.json").exists()
+        self.events.append(("quarantined", fax.id))
+
+    @hookimpl
+    def faxflow_fax_failed(self, fax: Fax, decision: Decision) -> None:
+        assert decision.verdict is Verdict.NOT_YET
+        self.events.append(("failed", fax.id))
+
+
+def run_in_thread(config: Path, stop_when: Callable[[], bool], timeout: float,
+                  extra: dict[str, object] | None = None) -> tuple[Worker, threading.Thread]:
+    app = load_app(config, plugins_dir=PLUGINS, extra=(extra or {}).items())
     box: dict[str, Worker] = {}
     started = threading.Event()
 
@@ -179,8 +207,10 @@ def test_not_yet_vote_retries_after_lock_expiry_then_quarantines(
     monkeypatch.setenv("E2E_NOT_YET", stubborn)  # read when the plugin file loads
     config = tmp_path / "faxflow.toml"
     config.write_text(config_text(sim.api_url, lock_timeout=1, max_attempts=3))
+    seen = Notifications()
     worker, thread = run_in_thread(
-        config, lambda: sim.sim.topic_state("abc123")["acknowledged"] == 3, 60)
+        config, lambda: sim.sim.topic_state("abc123")["acknowledged"] == 3, 60,
+        extra={"seen": seen})
     assert not thread.is_alive()
     quarantined = list((tmp_path / "quarantine").rglob("reason.txt"))
     assert len(quarantined) == 1
@@ -196,3 +226,8 @@ def test_not_yet_vote_retries_after_lock_expiry_then_quarantines(
     # The stubborn fax was delivered on its first attempt and never again.
     assert not (Path(env["E2E_OUT"]) / "duplicates.log").exists()
     assert worker.app.state["retried"] == 2
+    assert sorted(e for e in seen.events if e[1] == stubborn) == [
+        ("failed", stubborn), ("failed", stubborn), ("quarantined", stubborn),
+        ("received", stubborn), ("received", stubborn), ("received", stubborn)]
+    others = sorted(set(ids) - {stubborn})
+    assert sorted(i for e, i in seen.events if e == "acknowledged") == others

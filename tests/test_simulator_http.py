@@ -23,7 +23,7 @@ import pytest
 
 from faxflow.simulator import Simulator, SimulatorServer, file_name
 from faxflow.simulator.minipdf import one_page_pdf
-from faxflow.simulator.server import _is_loopback
+from faxflow.simulator.server import Request, _is_loopback
 
 AUTH = ("99999", "secret")
 # Built once: httpx loads the CA bundle for every client otherwise (~60 ms each).
@@ -520,10 +520,14 @@ def test_sim_clock(simctl: httpx.Client) -> None:
         assert simctl.post("/clock", json=bad).status_code == 400
 
 
-def test_sim_is_loopback_only() -> None:
+def test_sim_is_loopback_only(server: SimulatorServer) -> None:
     assert _is_loopback(("127.0.0.1", 1)) and _is_loopback(("::1", 1, 0, 0))
     assert _is_loopback(("::ffff:127.0.0.1", 1, 0, 0))
     assert not _is_loopback(("192.0.2.7", 1)) and not _is_loopback(None)
+    # Only loopback addresses exist here, so hand the router a request from elsewhere.
+    for peer, status in ((("192.0.2.7", 5000), 403), (("127.0.0.1", 5000), 200)):
+        request = Request("GET", "/_sim/topics/abc123", "", {b"host": b"x"}, b"", peer)
+        assert asyncio.run(server._dispatch(request)).status == status
 
 
 # -- fault injection -------------------------------------------------------------------------

@@ -128,7 +128,7 @@ def make_fax(
 
     plan = PLANNERS[kind](random.Random(f"faxflow.samples/{seed}/{kind}"))
     bodies = paginate(plan, pages)
-    width, height, xdpi, ydpi = GEOMETRY[resolution]
+    _, _, xdpi, ydpi = GEOMETRY[resolution]
     digits = max(2, len(str(pages)))
     page_texts: list[str] = []
     encoded: list[G4Page] = []

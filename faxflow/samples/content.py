@@ -297,8 +297,8 @@ def plan_invoice(rng: random.Random) -> Plan:
              text_line(f"Invoice {number}", "title", space_before=1.0),
              text_line(f"Dear {c.addressee},", space_before=0.6),
              *_paragraph(intro, c.family, 0.3), header]
-    fields = {"date": c.date, "invoice_number": number, "customer_number": customer, "order_number": order,
-              "delivery_note_number": note, "due_date": due, "iban": iban}
+    fields = {"date": c.date, "invoice_number": number, "customer_number": customer,
+              "order_number": order, "delivery_note_number": note, "due_date": due, "iban": iban}
     next_number = _counter()
 
     def closing(net: float) -> list[Line]:
@@ -334,7 +334,8 @@ def plan_order(rng: random.Random) -> Plan:
              text_line(f"Purchase Order {number}", "title", space_before=1.0),
              text_line("Dear Sir or Madam,", space_before=0.6),
              *_paragraph(intro, c.family, 0.3), header]
-    fields = {"date": c.date, "order_number": number, "supplier_number": supplier_no, "delivery_date": due}
+    fields = {"date": c.date, "order_number": number, "supplier_number": supplier_no,
+              "delivery_date": due}
     next_number = _counter()
     delivery = c.sender
 
@@ -418,7 +419,8 @@ def plan_referral(rng: random.Random) -> Plan:
     birth = fmt_date(date(1935, 1, 1) + timedelta(days=rng.randrange(0, 70 * 365)), c.date_style)
     diagnosis = rng.choice(DIAGNOSES)
     c.phone, c.fax = _phone(rng, ("", "", "", "Germany", rng.choice(["30", "40", "341", "221"])))
-    insurance = f"Insurance: {rng.choice(INSURERS)}, member no. A{rng.randint(100000000, 999999999)}"
+    member = f"A{rng.randint(100000000, 999999999)}"
+    insurance = f"Insurance: {rng.choice(INSURERS)}, member no. {member}"
     first = [*_letterhead(practice, address, c.phone, c.fax, "General Practitioner"),
              *_address([clinic[0], department, clinic[1], clinic[2]]),
              text_line(f"Date: {c.date}", space_before=1.0),
@@ -430,9 +432,12 @@ def plan_referral(rng: random.Random) -> Plan:
              text_line(f"Diagnosis: {diagnosis}", "bold", space_before=0.4),
              text_line("Dear colleagues,", space_before=0.8),
              *_paragraph(rng.choice(REFERRAL_REASONS), c.family, 0.3)]
-    fields = {"date": c.date, "patient_name": patient, "patient_id": patient_id, "date_of_birth": birth,
-              "diagnosis": diagnosis, "referring_doctor": doctor,
+    fields = {"date": c.date, "patient_name": patient, "patient_id": patient_id,
+              "date_of_birth": birth, "diagnosis": diagnosis, "referring_doctor": doctor,
               "recipient_name": clinic[0]}
+
+    sections = rng.sample(SECTIONS, len(SECTIONS))
+    next_section = _counter()
 
     def unit() -> Unit:
         choice = rng.random()
@@ -446,7 +451,7 @@ def plan_referral(rng: random.Random) -> Plan:
                 value = f"{rng.uniform(low, high):.1f}"
                 lines.append(row([name, value, unit_name, f"ref. {ref}"], "lab"))
             return Unit(lines)
-        heading = text_line(rng.choice(SECTIONS), "bold", space_before=0.6)
+        heading = text_line(sections[next_section() % len(sections)], "bold", space_before=0.6)
         return Unit([heading, *_paragraph(_sentences(rng, CLINICAL_SENTENCES, 2, 4),
                                           c.family, 0.0)])
 

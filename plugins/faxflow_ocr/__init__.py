@@ -1,1 +1,96 @@
-"""(being written)"""
+"""OCR of fax documents (PDF and multi-page TIFF) with tesseract; see docs/ocr.md.
+
+Options under `[plugins.ocr]`; one page pool shared by all faxes in flight; text cached by
+document sha256; optional searchable PDF in ``fax.artifacts["searchable_pdf"]``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+
+from faxflow.app import App
+from faxflow.config import Config, ConfigProblem
+from faxflow.hookspecs import hookimpl
+from faxflow.types import Document, Fax, PageText
+from faxflow_ocr import options as opts
+from faxflow_ocr.service import OcrService
+
+log = logging.getLogger("faxflow.ocr")
+STATE_KEY = "plugins.ocr"  # the service lives in app.state, so each App has its own
+NEEDS = {("engine", "tesserocr"): "tesserocr", ("rasterizer", "pypdfium2"): "pypdfium2",
+         ("rasterizer", "extract"): "pikepdf"}
+
+
+@hookimpl
+def faxflow_check_config(config: Config) -> list[ConfigProblem]:
+    installed = opts.installed_languages()
+    parsed, problems = opts.parse(config.plugin_options("ocr"),
+                                  set(installed) if installed is not None else None)
+    for (key, value), package in NEEDS.items():
+        if getattr(parsed, key) == value and importlib.util.find_spec(package) is None:
+            problems.append(ConfigProblem(("plugins", "ocr", key),
+                                          f"{value} needs the Python package {package} "
+                                          f"(pip install {package})"))
+    return problems
+
+
+@hookimpl
+def faxflow_configure(config: Config, app: App) -> None:
+    parsed, problems = opts.parse(config.plugin_options("ocr"))
+    if problems:  # check_config ran first; this only guards direct calls
+        raise ValueError("; ".join(p.format() for p in problems))
+    old = app.state.pop(STATE_KEY, None)
+    if isinstance(old, OcrService):
+        old.close()
+    app.state[STATE_KEY] = OcrService(parsed, _cache_dir(parsed, config, app))
+
+
+@hookimpl
+def faxflow_startup(app: App) -> None:
+    _service(app).pool  # noqa: B018 - start the threads before the first fax
+
+
+@hookimpl
+def faxflow_shutdown(app: App) -> None:
+    service = app.state.pop(STATE_KEY, None)
+    if isinstance(service, OcrService):
+        service.close()
+
+
+@hookimpl
+def faxflow_extract_text(fax: Fax, document: Document, app: App) -> list[PageText]:
+    service = _service(app)
+    receiver = fax.job.receiver_isdn.e164 if fax.job.receiver_isdn else None
+    languages = service.options.languages_for(receiver)
+    target = None
+    if service.options.searchable_pdf:
+        target = document.path.with_name(f"{document.path.stem}.searchable.pdf")
+    outcome = service.read(document.path, document.ref.name, document.sha256, languages,
+                           target)
+    fax.scratch.setdefault("ocr", {})[document.ref.name] = outcome.summary()
+    if outcome.searchable_pdf:
+        fax.artifacts.setdefault("searchable_pdf", outcome.searchable_pdf)
+        fax.artifacts[f"searchable_pdf:{document.ref.name}"] = outcome.searchable_pdf
+    return outcome.pages
+
+
+def _service(app: App) -> OcrService:
+    service = app.state.get(STATE_KEY)
+    if not isinstance(service, OcrService):  # configure was not called (tests, tools)
+        parsed, _ = opts.parse(app.plugin_options("ocr"))
+        service = OcrService(parsed, _cache_dir(parsed, app.config, app))
+        app.state[STATE_KEY] = service
+    return service
+
+
+def _cache_dir(parsed: opts.OcrOptions, config: Config, app: App) -> Path:
+    if parsed.cache_dir:
+        return config.resolve(parsed.cache_dir)
+    return opts.default_cache_dir(config.resolve(config.worker.spool_dir))
+
+
+__all__: Iterable[str] = ["faxflow_check_config", "faxflow_configure", "faxflow_extract_text",
+                          "faxflow_shutdown", "faxflow_startup"]

@@ -32,7 +32,8 @@ class FakeZendesk(FakeService):
                 "file_name": r.arg("filename"), "size": len(r.body)}}})
         if r.path == "/api/v2/tickets.json" and r.method == "GET":
             wanted = r.arg("external_id")
-            found = [t for t in self.tickets.values() if t["external_id"] == wanted]
+            found = [self.public(t) for t in self.tickets.values()
+                     if t["external_id"] == wanted]
             return Reply(200, {"tickets": found, "count": len(found)})
         if r.path == "/api/v2/tickets.json" and r.method == "POST":
             return self.create(r)
@@ -42,7 +43,7 @@ class FakeZendesk(FakeService):
         key = r.headers.get("idempotency-key")
         if key and key in self.idempotency:
             ticket = self.tickets[self.idempotency[key]]
-            return Reply(201, {"ticket": ticket}, {"x-idempotency-lookup": "hit"})
+            return Reply(201, {"ticket": self.public(ticket)}, {"x-idempotency-lookup": "hit"})
         data = r.json().get("ticket", {})
         comment = data.get("comment") or {}
         details = {}
@@ -63,5 +64,8 @@ class FakeZendesk(FakeService):
         self.tickets[number] = ticket
         if key:
             self.idempotency[key] = number
-        public = {k: v for k, v in ticket.items() if k != "files"}
-        return Reply(201, {"ticket": public})
+        return Reply(201, {"ticket": self.public(ticket)})
+
+    @staticmethod
+    def public(ticket: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in ticket.items() if k != "files"}

@@ -1,0 +1,59 @@
+"""Reading one page: decode, clean up, OCR, and turn it upright when it reads badly."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+
+from faxflow_ocr import prep, raster
+from faxflow_ocr.document import PageInfo
+from faxflow_ocr.engine import Engine, OcrResult
+from faxflow_ocr.options import OcrOptions
+
+
+@dataclass(slots=True)
+class PageResult:
+    number: int
+    result: OcrResult
+    noisy: bool
+    rotated: int  # degrees turned counter-clockwise before the text was read
+    seconds: float
+
+
+def read_page(path: Path, kind: str, page: PageInfo, options: OcrOptions, engine: Engine,
+              languages: str, want_pdf: bool) -> PageResult:
+    started = time.monotonic()
+    deadline = started + options.page_timeout
+    loaded = raster.load(path, kind, page, options)
+    gray = prep.to_gray(loaded.image)
+    xdpi, ydpi = loaded.xdpi, loaded.ydpi
+    del loaded
+    factor = prep.row_factor(gray.width, gray.height, xdpi, ydpi)
+    noisy = options.despeckle == "always" or (
+        options.despeckle == "auto" and prep.noise_ratio(gray) > options.noise_threshold)
+    if noisy:
+        gray = prep.despeckle(gray)
+    gray = prep.square_pixels(gray, factor)
+    dpi = round(xdpi) if xdpi > 0 else options.dpi
+
+    def remaining() -> float:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"page took longer than page_timeout ({options.page_timeout:g} s)")
+        return left
+
+    result = engine.ocr(gray, languages, options.psm, dpi, remaining(), want_pdf)
+    rotated = 0
+    doubtful = (result.confidence or 0.0) < options.orientation_min_confidence
+    if options.orientation == "always" or (options.orientation == "auto" and doubtful):
+        # OSD costs 0.6-1.4 s a page, so only pages that read badly pay for it.
+        turn = engine.rotation(gray, dpi, remaining())
+        if turn:
+            upright = gray.rotate(turn, expand=True, resample=Image.Resampling.NEAREST)
+            second = engine.ocr(upright, languages, options.psm, dpi, remaining(), want_pdf)
+            if (second.confidence or 0.0) > (result.confidence or 0.0):
+                result, rotated = second, turn
+    return PageResult(page.number, result, noisy, rotated, time.monotonic() - started)
