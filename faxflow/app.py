@@ -15,6 +15,7 @@ import pluggy
 
 from faxflow.config import Config, ConfigProblem, check_sections, read, with_lines
 from faxflow.errors import ConfigError
+from faxflow.metrics import Metrics
 from faxflow.plugins import LoadReport, make_manager
 from faxflow.types import (
     Classification,
@@ -41,7 +42,8 @@ class App:
     journal: Journal | None = None
     destinations: dict[str, DestinationType] = field(default_factory=dict)
     report: LoadReport = field(default_factory=LoadReport)
-    # Filled by the worker: counters and times for health checks and metrics.
+    metrics: Metrics = field(default_factory=Metrics)
+    # Free space for plugins that need app-wide state (pools, clients), by plugin name.
     state: dict[str, Any] = field(default_factory=dict)
 
     # --- paths -------------------------------------------------------------------------

@@ -102,7 +102,8 @@ class JournalSettings:
 
 @dataclass(frozen=True)
 class HealthSettings:
-    listen: str | None = _opt(None, "host:port for /healthz, /readyz and /metrics; off if unset.")
+    listen: str | None = _opt(None, "host:port for /healthz, /readyz and /metrics; off if unset.",
+                              pattern=r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]*):\d{1,5}$")
     ready_after: float = _opt(300.0, "Seconds since the last successful pull before /readyz "
                               "fails.", min=1.0)
 
@@ -269,6 +270,9 @@ def build_section(cls: type, table: Any, path: KeyPath,
         if "choices" in meta and value is not None and value not in meta["choices"]:
             problems.append(ConfigProblem((*path, key),
                                           f"must be one of {', '.join(meta['choices'])}"))
+            continue
+        if "pattern" in meta and isinstance(value, str) and not re.match(meta["pattern"], value):
+            problems.append(ConfigProblem((*path, key), "must look like host:port"))
             continue
         if "min" in meta and isinstance(value, int | float) and value < meta["min"]:
             problems.append(ConfigProblem((*path, key), f"must be at least {meta['min']}"))

@@ -8,6 +8,7 @@ The core also votes, from those problems and from each route's delivery result.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
@@ -50,7 +51,12 @@ def extract_text(fax: Fax, app: App) -> None:
         def call(d: Document = document) -> list[PageText] | None:
             return app.extract_text(fax, d)
 
+        started = time.monotonic()
         pages = run_stage(fax, "extract_text", call)
+        if pages:
+            per_page = (time.monotonic() - started) / len(pages)
+            for _ in pages:
+                app.metrics.ocr_seconds.observe(per_page)
         for page in pages or ():
             page.document = page.document or document.ref.name
             fax.pages.append(page)
@@ -109,6 +115,7 @@ def deliver(fax: Fax, app: App) -> None:
             journal.route_finished(fax.topic, fax.id, r.key, result)
         log.info("fax %s route %s (%s, rule %s): %s %s", fax.id, r.key, r.type, r.rule,
                  result.outcome.value, result.detail)
+        app.metrics.deliveries.labels(r.type, result.outcome.value).inc()
         if result.outcome is Outcome.DELIVERED:
             app.notify("faxflow_fax_delivered", fax=fax, route=r, result=result, app=app)
 

@@ -45,6 +45,7 @@ def run_worker(app: App, install_signals: bool = False,
     if on_idle is not None:
         worker.on_idle = lambda: on_idle(worker)
     reloader = None
+    health = None
     try:
         try:
             app.startup()
@@ -57,6 +58,13 @@ def run_worker(app: App, install_signals: bool = False,
 
             reloader = Reloader(app, config.path)
             reloader.start()
+        if config.health.listen:
+            from faxflow.health import HealthServer, parse_listen
+
+            health = HealthServer(app, *parse_listen(config.health.listen)).start()
+            app.state["health_port"] = health.port
+            log.info("health and metrics on http://%s:%d/", health.httpd.server_address[0],
+                     health.port)
         if ready is not None:
             ready(worker)
         log.info("faxflow worker %s pulling %s from %s", worker.worker_id,
@@ -64,6 +72,8 @@ def run_worker(app: App, install_signals: bool = False,
         worker.run()
         log.info("worker stopped")
     finally:
+        if health is not None:
+            health.stop()
         if reloader is not None:
             reloader.stop()
         app.shutdown()

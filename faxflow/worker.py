@@ -16,7 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from faxflow.ack import describe
 from faxflow.paths import safe_extension, safe_name
@@ -52,10 +52,7 @@ class Worker:
         self._in_flight = 0
         self._acks: dict[str, dict[str, Decided]] = {}
         self._topic_turn = 0
-        stats = ("pulled", "acknowledged", "quarantined", "retried", "skipped", "pulls",
-                 "pull_errors")
-        app.state.update({k: 0 for k in stats})
-        app.state.update(in_flight=0, last_pull=None, started=time.time())
+        self.metrics = app.metrics
 
     # --- control -----------------------------------------------------------------------
 
@@ -130,19 +127,18 @@ class Worker:
                                          ack_ids=list(pending))
             except Exception as exc:
                 failed = True
-                self.app.state["pull_errors"] += 1
+                self.metrics.pull_errors.labels(topic).inc()
                 log.error("pull from topic %s failed: %s", topic, exc)
                 with self._cond:  # keep the acks for the next call
                     self._acks.setdefault(topic, {}).update(pending)
                 continue
-            self.app.state["pulls"] += 1
-            self.app.state["last_pull"] = time.time()
+            self.metrics.pull_succeeded()
             self._confirm_acks(topic, pending)
             for job in batch.jobs:
                 with self._cond:
                     self._in_flight += 1
-                    self.app.state["in_flight"] = self._in_flight
-                self.app.state["pulled"] += 1
+                    self.metrics.in_flight.set(self._in_flight)
+                self.metrics.pulled.labels(topic).inc()
                 executor.submit(self._handle, topic, job)
             if fetch and len(batch.jobs) >= fetch:
                 full = True
@@ -163,7 +159,7 @@ class Worker:
         for fax_id, item in acked.items():
             if item.decision is not None:
                 if item.decision.verdict is Verdict.ACK:
-                    self.app.state["acknowledged"] += 1
+                    self.metrics.acknowledged.labels(topic).inc()
                     log.info("fax %s topic %s: acknowledged", fax_id, topic)
                     self.app.notify("faxflow_fax_acknowledged", fax=item.fax,
                                     decision=item.decision, app=self.app)
@@ -212,7 +208,7 @@ class Worker:
         finally:
             with self._cond:
                 self._in_flight -= 1
-                self.app.state["in_flight"] = self._in_flight
+                self.metrics.in_flight.set(self._in_flight)
                 self._cond.notify_all()
 
     def _process(self, fax: Fax) -> None:
@@ -225,7 +221,6 @@ class Worker:
                 # Acknowledged before, yet handed out again (our ack was lost): ack again.
                 self._queue_ack(fax, None)
             else:
-                self.app.state["skipped"] += 1
                 log.info("fax %s topic %s: held by another worker; skipped", fax.id, fax.topic)
             return
         if record.state in ("ack", "quarantine"):
@@ -292,7 +287,7 @@ class Worker:
                 return
             fax.scratch["quarantine_dir"] = where
             self.journal.decide(fax.topic, fax.id, "quarantine", "; ".join(decision.reasons))
-            app.state["quarantined"] += 1
+            self.metrics.quarantined.labels(fax.topic).inc()
             log.warning("%s -> %s", line, where)
             app.notify("faxflow_fax_quarantined", fax=fax, decision=decision, app=app)
             self._queue_ack(fax, decision)
@@ -302,7 +297,7 @@ class Worker:
             self._queue_ack(fax, decision)
         else:
             self.journal.decide(fax.topic, fax.id, "retry", "; ".join(decision.reasons))
-            app.state["retried"] += 1
+            self.metrics.retried.labels(fax.topic).inc()
             log.warning("%s (comes back after the lock timeout)", line)
             app.notify("faxflow_fax_failed", fax=fax, decision=decision, app=app)
             self._clean_spool(fax)
@@ -314,7 +309,3 @@ class Worker:
 
     def _clean_spool(self, fax: Fax) -> None:
         shutil.rmtree(self._spool_dir(fax), ignore_errors=True)
-
-
-def stats(app: App) -> dict[str, Any]:
-    return {k: v for k, v in app.state.items() if isinstance(v, int | float)}

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from faxflow.app import load_app
+from faxflow.app import App, load_app
 from faxflow.hookspecs import hookimpl
 from faxflow.paths import safe_name
 from faxflow.runner import run_worker
@@ -177,8 +177,12 @@ class Notifications:
 
 
 def run_in_thread(config: Path, stop_when: Callable[[], bool], timeout: float,
-                  extra: dict[str, object] | None = None) -> tuple[Worker, threading.Thread]:
+                  extra: dict[str, object] | None = None,
+                  on_app: Callable[[App], None] | None = None,
+                  ) -> tuple[Worker, threading.Thread]:
     app = load_app(config, plugins_dir=PLUGINS, extra=(extra or {}).items())
+    if on_app:
+        on_app(app)
     box: dict[str, Worker] = {}
     started = threading.Event()
 
@@ -225,7 +229,9 @@ def test_not_yet_vote_retries_after_lock_expiry_then_quarantines(
     assert (attempts, state, verdict) == (3, "done", "quarantine")
     # The stubborn fax was delivered on its first attempt and never again.
     assert not (Path(env["E2E_OUT"]) / "duplicates.log").exists()
-    assert worker.app.state["retried"] == 2
+    assert worker.app.metrics.total("faxflow_faxes_retried") == 2
+    assert worker.app.metrics.total("faxflow_faxes_quarantined") == 1
+    assert worker.app.metrics.total("faxflow_faxes_acknowledged") == 2
     assert sorted(e for e in seen.events if e[1] == stubborn) == [
         ("failed", stubborn), ("failed", stubborn), ("quarantined", stubborn),
         ("received", stubborn), ("received", stubborn), ("received", stubborn)]

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from servers import faxes
-from servers.faxes import PDF, make_fax
-from servers.smtp import SmtpServer
+from tests.servers import faxes
+from tests.servers.faxes import PDF, make_fax
+from tests.servers.smtp import SmtpServer
 
 import faxflow_email
 import faxflow.config

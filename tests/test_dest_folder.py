@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 
 import pytest
-from servers import faxes
-from servers.faxes import PDF, make_fax
+from tests.servers import faxes
+from tests.servers.faxes import PDF, make_fax
 
 import faxflow.config
 import faxflow_folder

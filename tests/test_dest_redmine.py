@@ -18,9 +18,9 @@ from typing import Any
 
 import httpx
 import pytest
-from servers import faxes
-from servers.faxes import PDF, make_fax
-from servers.redmine import FakeRedmine
+from tests.servers import faxes
+from tests.servers.faxes import PDF, make_fax
+from tests.servers.redmine import FakeRedmine
 
 from faxflow.app import App
 from faxflow.types import Fax, Outcome, Route

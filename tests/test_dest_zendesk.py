@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from servers import faxes
-from servers.faxes import PDF, make_fax
-from servers.zendesk import FakeZendesk
+from tests.servers import faxes
+from tests.servers.faxes import PDF, make_fax
+from tests.servers.zendesk import FakeZendesk
 
 from faxflow import delivery
 from faxflow.app import App

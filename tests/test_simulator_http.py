@@ -28,6 +28,7 @@ from faxflow.simulator.server import Request, _is_loopback
 AUTH = ("99999", "secret")
 # Built once: httpx loads the CA bundle for every client otherwise (~60 ms each).
 TLS = ssl.create_default_context()
+T0 = 1_700_000_000.0
 ODD_ID = "Q7/X+4 %2FZ@J78AO6W.glaqsmucre101.QA1"  # every URL-significant character
 
 
@@ -36,6 +37,7 @@ def sim() -> Simulator:
     return Simulator(
         users={"99999": "secret", "11111": "other", "88888": "???"},
         topics={"abc123": "99999", "def456": "99999", "xyz789": "11111", "ghi000": "88888"},
+        clock=lambda: T0,  # frozen: only /_sim/clock moves time, so no test races it
         seed=3,
     )
 
@@ -379,6 +381,18 @@ def test_unknown_expired_and_foreign_files_are_404(sim: Simulator, server: Simul
     assert api.get("/files/29.pdf").status_code == 404
 
 
+def test_files_outlive_the_ack_until_seven_days_after_receipt(
+        sim: Simulator, api: httpx.Client, simctl: httpx.Client) -> None:
+    sim.add_fax("abc123", id="29")
+    poll(api, fetch=0, ids="29")
+    assert topic_state(simctl)["acknowledged"] == 1
+    assert api.get("/files/29.pdf").status_code == 200  # acknowledged, still there
+    simctl.post("/clock", json={"advance": 7 * 86400 - 1})
+    assert api.get("/files/29.pdf").status_code == 200
+    simctl.post("/clock", json={"advance": 1})
+    assert api.get("/files/29.pdf").status_code == 404
+
+
 # -- HTTP plumbing ---------------------------------------------------------------------------
 
 
@@ -512,10 +526,9 @@ def test_sim_topic_state_counts_and_acks(simctl: httpx.Client, api: httpx.Client
 
 
 def test_sim_clock(simctl: httpx.Client) -> None:
-    before = time.time()
     response = simctl.post("/clock", json={"advance": 3600})
-    assert response.status_code == 200
-    assert 3600 <= response.json()["now"] - before < 3660
+    assert response.status_code == 200 and response.json() == {"now": T0 + 3600}
+    assert simctl.post("/clock", json={"advance": 0.5}).json() == {"now": T0 + 3600.5}
     for bad in ({"advance": -1}, {}, {"advance": "10"}, {"advance": True}):
         assert simctl.post("/clock", json=bad).status_code == 400
 

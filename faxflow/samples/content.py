@@ -504,6 +504,6 @@ def paginate(plan: Plan, pages: int) -> list[list[Line]]:
         if last:
             body += plan.closing(total)
         if _height(body) > capacity or (not last and placed == 0):
-            raise ValueError(f"content does not fit on page {page}")
+            raise RuntimeError(f"content does not fit on page {page}")
         result.append(body)
     return result

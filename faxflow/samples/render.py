@@ -59,9 +59,9 @@ BOTTOM_MM = 280.0  # flowing text must end above this
 # Table layouts: (offset from the left margin in mm, alignment of the cell).
 COLUMNS: dict[str, tuple[tuple[float, str], ...]] = {
     "tti": ((-17.0, "l"), (20.0, "l"), (62.0, "l"), (188.0, "r")),
-    "invoice": ((0.0, "l"), (11.0, "l"), (114.0, "r"), (143.0, "r"), (172.0, "r")),
-    "order": ((0.0, "l"), (11.0, "l"), (33.0, "l"), (116.0, "r"), (143.0, "r"), (172.0, "r")),
-    "delivery": ((0.0, "l"), (11.0, "l"), (36.0, "l"), (140.0, "r"), (144.0, "l")),
+    "invoice": ((0.0, "l"), (14.0, "l"), (114.0, "r"), (143.0, "r"), (172.0, "r")),
+    "order": ((0.0, "l"), (14.0, "l"), (36.0, "l"), (116.0, "r"), (143.0, "r"), (172.0, "r")),
+    "delivery": ((0.0, "l"), (14.0, "l"), (39.0, "l"), (140.0, "r"), (144.0, "l")),
     "lab": ((5.0, "l"), (80.0, "r"), (84.0, "l"), (120.0, "l")),
     "pair": ((0.0, "l"), (45.0, "l")),
 }
@@ -179,17 +179,17 @@ def render_master(lines: list[Line], family: str) -> Image.Image:
             start = x - w if align == "r" else x
             # Overlapping cells would make the ground truth unreadable.
             if right_edge and start < right_edge + mm(MIN_CELL_GAP_MM):
-                raise ValueError(f"table cells overlap in {line.text!r}")
+                raise RuntimeError(f"table cells overlap in {line.text!r}")
             draw.text((x, line_y), cell, font=f, fill=0, anchor="ra" if align == "r" else "la")
             right_edge = start + w
     if y > mm(BOTTOM_MM):
-        raise ValueError(f"page content overflows: {y / mm(1):.0f} mm > {BOTTOM_MM} mm")
+        raise RuntimeError(f"page content overflows: {y / mm(1):.0f} mm > {BOTTOM_MM} mm")
     return img
 
 
 def _check_width(width: float, x: float, line: Line) -> None:
     if x + width > mm(PAGE_W_MM - 8.0):
-        raise ValueError(f"line runs off the page: {line.text!r}")
+        raise RuntimeError(f"line runs off the page: {line.text!r}")
 
 
 @functools.lru_cache(maxsize=4)

@@ -33,7 +33,7 @@ class OcrOptions:
     orientation: str = "auto"  # auto: OSD only when the first pass has low confidence
     orientation_min_confidence: float = 60.0
     despeckle: str = "auto"  # auto: only pages whose isolated-pixel ratio says noisy
-    noise_threshold: float = 0.003
+    noise_threshold: float = 0.001
     page_timeout: float = 60.0
     max_pixels: int = 40_000_000
     max_pages: int = 200

@@ -43,7 +43,7 @@ def noise_ratio(gray: Image.Image) -> float:
     Specks from the line and the sender's scanner glass are single pixels; text strokes
     never are. Measured before square_pixels (doubling rows would pair up the specks), on the
     middle third of the page: specks are spread evenly, and a third costs a third of the time.
-    Clean generated pages measure 0, noisy ones 0.007-0.015.
+    Clean generated pages measure 0, noisy ones 0.002-0.04 (less after pdftoppm).
     """
     third = gray.height // 3
     ink = gray.crop((0, third, gray.width, 2 * third)).point(_INK)

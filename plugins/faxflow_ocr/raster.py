@@ -76,11 +76,14 @@ def _pdf2image(path: Path, page: PageInfo, options: OcrOptions) -> PageImage:
         # Render onto the fax image's own pixel grid: no resampling, the exact bitmap
         # (200 dpi square rendering measured 0.94% CER against 0.56% for the same page).
         images = convert_from_path(path, size=(page.image_width, page.image_height), **common)
-        return PageImage(images[0], page.xdpi, page.ydpi)
+        # poppler smooths image edges even at 1:1; thresholding gives back the fax's own
+        # bits (standard pages: 1.08% CER smoothed, 0.89% as sent).
+        return PageImage(to_l(images[0]).point(_THRESHOLD), page.xdpi, page.ydpi)
     images = convert_from_path(path, dpi=options.dpi, **common)
     return PageImage(images[0], options.dpi, options.dpi)
 
 
+_THRESHOLD = [0 if v < 128 else 255 for v in range(256)]
 _PDFIUM_LOCK = threading.Lock()  # pdfium is not thread-safe
 
 

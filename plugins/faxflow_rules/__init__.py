@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from faxflow.types import Fax
 
 # Where the compiled rules of an app are kept, with the config they came from.
-STATE_KEY = "rules.ruleset"
+STATE_KEY = "plugins.rules"
 
 
 @hookimpl

@@ -586,7 +586,8 @@ def _text(value: Any, path: KeyPath, ctx: Context) -> Condition | None:
     elif "threshold" in value and "fuzzy" not in value:
         ctx.problem((*path, "threshold"), "only applies to fuzzy")
     if not parts:
-        ctx.problem(path, "give at least one of any, all, phrase, regex, fuzzy")
+        if not {"any", "all", "phrase", "regex", "fuzzy"} & set(value):
+            ctx.problem(path, "give at least one of any, all, phrase, regex, fuzzy")
         return None
     return parts[0] if len(parts) == 1 else All(parts, "text: all of")
 

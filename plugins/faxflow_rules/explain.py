@@ -27,10 +27,10 @@ from . import current, ruleset
 MARK = {True: "yes ", False: "no  ", None: "--  "}
 
 
-def build_app(config_path: Path) -> App:
+def build_app(config_path: Path, plugins_dir: Path | None = None) -> App:
     """The app for a config file: validated and configured, exactly as `faxflow run` builds it."""
     try:
-        return load_app(config_path)
+        return load_app(config_path, plugins_dir=plugins_dir)
     except ConfigError as exc:
         raise click.ClickException(f"invalid configuration:\n{exc}") from None
 
@@ -150,8 +150,9 @@ def _parse_time(_: click.Context, __: click.Parameter, value: str | None) -> dat
 
 
 @click.command()
-@click.option("-c", "--config", "config_path", required=True,
-              type=click.Path(dir_okay=False, path_type=Path), help="The faxflow TOML file.")
+@click.option("-c", "--config", "config_path", required=True, envvar="FAXFLOW_CONFIG",
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="The TOML configuration file [env FAXFLOW_CONFIG].")
 @click.argument("document", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--to", help="Receiver number, any usual format.")
 @click.option("--from", "sender", help="Sender number, any usual format.")
@@ -162,12 +163,19 @@ def _parse_time(_: click.Context, __: click.Parameter, value: str | None) -> dat
 @click.option("--resolution", help="Fax resolution as Retarus sends it.")
 @click.option("--label", "labels", multiple=True, help="A label another classifier would set.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+@click.option("--plugins-dir", type=click.Path(path_type=Path, file_okay=False, exists=True),
+              envvar="FAXFLOW_PLUGINS_DIR", help="Also load every *.py file in DIR as a plugin.")
 def explain(config_path: Path, document: Path, to: str | None, sender: str | None,
             csid: str | None, received: datetime, cost_center: str | None,
-            resolution: str | None, labels: tuple[str, ...], as_json: bool) -> None:
-    """Show how the rules classify and route DOCUMENT; delivers nothing."""
+            resolution: str | None, labels: tuple[str, ...], as_json: bool,
+            plugins_dir: Path | None) -> None:
+    """Show how the rules classify and route DOCUMENT; delivers nothing.
+
+    The document is read by the text-extraction plugins (OCR) and classified by every
+    classifier, exactly as the worker would; nothing is delivered or acknowledged.
+    """
     try:
-        app = build_app(config_path)
+        app = build_app(config_path, plugins_dir)
         fax = make_fax(document, to=to, sender=sender, csid=csid, received=received,
                        cost_center=cost_center, resolution=resolution, labels=labels)
         data = run(app, fax)

@@ -206,7 +206,7 @@ def load(config: Config, destinations: Mapping[str, DestinationType]
         table = raw_rules[rule.index]
         rule.routes = _routes(table.get("route", []), (*path, "route"), ctx, destinations,
                               templates, known_fields)
-        if not rule.routes and not rule.cont:
+        if not table.get("route") and not rule.cont:
             ctx.problem((*path, "route"), "a rule without routes must set continue = true "
                         "(it then only labels or extracts fields)")
     for rule in rules:

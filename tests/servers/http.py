@@ -84,6 +84,7 @@ class FakeService:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # else delayed ACKs add ~40 ms per request
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
