@@ -8,6 +8,7 @@ path; `Config.locate` finds the line, since tomllib reports lines only for synta
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import tomllib
@@ -360,3 +361,31 @@ def redact(value: Any, key: str = "") -> Any:
     if isinstance(value, list):
         return [redact(v, key) for v in value]
     return value
+
+
+def reference_markdown() -> str:
+    """The core options as Markdown, generated from the schema (docs/configuration.md)."""
+    lines = ["# Configuration reference (core)", "",
+             "Generated from `faxflow/config.py` by `python -m faxflow.config`; a test keeps it",
+             "in step. Plugins document their own `[plugins.<name>]` tables (docs/rules.md,",
+             "docs/ocr.md, docs/destinations.md). Any string may use `${ENV_VAR}`; a secret",
+             "option `x` may instead be given as `x_file = \"/run/secrets/...\"`.", ""]
+    for section, cls in CORE_SECTIONS.items():
+        lines += [f"## [{section}]", "", "| option | type | default | meaning |",
+                  "| --- | --- | --- | --- |"]
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            default: Any = f.default if f.default is not dataclasses.MISSING else []
+            shown = "required" if f.metadata.get("required") else (
+                "unset" if default is None else f"`{json.dumps(default)}`")
+            lines.append(f"| `{f.name}` | {_type_name(hints[f.name])} | {shown} | "
+                         f"{f.metadata['help']} |")
+        lines.append("")
+    lines += ["## [plugins]", "", "| option | meaning |", "| --- | --- |",
+              "| `disable` | plugin names not to load, e.g. `[\"webhook\"]` |",
+              "| `[plugins.<name>]` | options of plugin `<name>` |", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(reference_markdown(), end="")

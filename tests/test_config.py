@@ -4,6 +4,7 @@ secret; hot reload swaps a valid file in and keeps the old one on a bad file."""
 from __future__ import annotations
 
 import logging
+import re
 import os
 import subprocess
 import sys
@@ -176,3 +177,20 @@ def test_reload_refused_by_a_plugin_keeps_old_config(tmp_path: Path,
     path.write_text(GOOD.replace("concurrency = 2", "concurrency = 9"))
     assert reload_config(app, path) is False
     assert app.config.worker.concurrency == 2
+
+
+def test_configuration_reference_is_generated_from_the_schema() -> None:
+    from faxflow.config import reference_markdown
+    doc = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text()
+    assert doc == reference_markdown(), "run: python -m faxflow.config > docs/configuration.md"
+
+
+def test_every_core_option_is_in_the_example_config() -> None:
+    import dataclasses as dc
+
+    from faxflow.config import CORE_SECTIONS
+    example = (Path(__file__).parent.parent / "rules.example.toml").read_text()
+    for section, cls in CORE_SECTIONS.items():
+        assert f"[{section}]" in example
+        for f in dc.fields(cls):
+            assert re.search(rf"^#?\s*{f.name}(_file)? =", example, re.M), f"{section}.{f.name}"

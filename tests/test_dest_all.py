@@ -9,19 +9,21 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-from tests.servers import faxes
-from tests.servers.faxes import PDF, make_fax
-from tests.servers.redmine import FakeRedmine
-from tests.servers.smtp import SmtpServer
-from tests.servers.webhook import Receiver
-
 import faxflow_email
 import faxflow_folder
 import faxflow_webhook
-from faxflow.app import App
-from faxflow.types import DeliveryResult, Fax, Outcome, Route
+import pytest
 from faxflow_tickets import redmine
+from servers import faxes
+from servers.faxes import PDF, make_fax
+from servers.redmine import FakeRedmine
+from servers.smtp import SmtpServer
+from servers.webhook import Receiver
+
+from faxflow import protocol
+from faxflow.app import App
+from faxflow.journal import SQLiteJournal
+from faxflow.types import DeliveryResult, Fax, Outcome, Route
 
 
 @dataclass
@@ -63,7 +65,7 @@ def world(tmp_path: Path) -> Iterator[World]:
 
 
 def run(world: World, fax: Fax, journal: dict[str, DeliveryResult], *,
-        uncertain: set[str] = frozenset(), crash_after: str | None = None) -> None:
+        uncertain: frozenset[str] | set[str] = frozenset(), crash_after: str | None = None) -> None:
     """One attempt: deliver every route the journal does not have as delivered. With
     `crash_after`, that route is delivered but the process dies before recording it."""
     for route in world.routes:
@@ -132,3 +134,50 @@ def test_mail_is_at_least_once_with_a_stable_message_id(world: World, tmp_path: 
     first, second = world.smtp.messages
     assert first["Message-ID"] == second["Message-ID"]
     assert len(world.hook.deliveries) == 1 and len(world.redmine.issues) == 1
+
+
+class Killed(BaseException):
+    """The process dies (like SIGKILL): nothing after it runs, nothing catches it."""
+
+
+class DyingJournal(SQLiteJournal):
+    """The core's SQLite journal, killed once right before it records one route's result."""
+
+    def __init__(self, path: Path, die_before: set[str]) -> None:
+        super().__init__(path)
+        self.die_before = die_before
+
+    def route_finished(self, topic: str, fax_id: str, route: str,
+                       result: DeliveryResult) -> None:
+        if route in self.die_before:
+            self.die_before.discard(route)
+            raise Killed(route)
+        super().route_finished(topic, fax_id, route, result)
+
+
+def test_with_the_core_protocol_and_journal(world: World, tmp_path: Path) -> None:
+    """The real `faxflow.protocol.deliver` and SQLite journal: the process is killed after
+    each ticket/webhook/folder delivery did its work and before the journal recorded it, and
+    the SMTP server is down for the first attempts."""
+    journal = DyingJournal(tmp_path / "journal.sqlite", {"all/0", "all/2", "all/3"})
+    world.app.journal = journal
+    fax_path = tmp_path / "spool"
+    attempts = 0
+    while True:
+        attempts += 1
+        assert attempts < 10
+        if attempts == 5:
+            world.smtp.start()
+        fax = make_fax(fax_path)  # a new process sees the fax anew
+        fax.routes = list(world.routes)
+        try:
+            protocol.deliver(fax, world.app)
+        except Killed:
+            continue
+        if all(r.outcome is Outcome.DELIVERED for r in fax.results.values()):
+            break
+    assert attempts == 5
+    states = {k: r.state for k, r in journal.routes(fax.topic, fax.id).items()}
+    assert set(states.values()) == {"delivered"}
+    assert_once_each(world)
+    journal.close()

@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-from tests.servers import faxes
-from tests.servers.faxes import PDF, make_fax
-from tests.servers.smtp import SmtpServer
-
 import faxflow_email
+import pytest
+from servers import faxes
+from servers.faxes import PDF, make_fax
+from servers.smtp import SmtpServer
+
 import faxflow.config
 from faxflow import delivery
 from faxflow.app import App

@@ -6,12 +6,12 @@ import json
 import os
 from pathlib import Path
 
+import faxflow_folder
 import pytest
-from tests.servers import faxes
-from tests.servers.faxes import PDF, make_fax
+from servers import faxes
+from servers.faxes import PDF, make_fax
 
 import faxflow.config
-import faxflow_folder
 from faxflow.app import App
 from faxflow.types import Job, Outcome, Route
 
@@ -85,7 +85,8 @@ def test_other_fax_with_same_name_gets_stable_alternative(tmp_path: Path) -> Non
 EVIL = [
     "../../etc/passwd", "..", ".", "/abs/olute", "a/../../b", "a\x00b", "x\r\nBcc: evil",
     "\\..\\..\\windows", "C:\\Windows\\system32", "CON", "nul.txt", "LPT1",
-    "A" * 5000, "ü" * 300, "\u202egpj.exe", "．．／．．／etc",  # fullwidth dots and slash
+    "A" * 5000, "ü" * 300, "\u202egpj.exe",
+    "\uff0e\uff0e\uff0f\uff0e\uff0e\uff0fetc",  # fullwidth dots and slash
     "..\u2215..\u2215etc", "%2e%2e%2fetc", "~/.ssh/authorized_keys", " ", "", "...",
     "a/./../../../../../tmp/x", "name\t\x07\x1b[31m", "ok",
 ]

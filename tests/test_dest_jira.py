@@ -9,14 +9,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.servers import faxes
-from tests.servers.faxes import PDF, make_fax
-from tests.servers.jira import FakeJira
+from faxflow_tickets import jira
+from servers import faxes
+from servers.faxes import PDF, make_fax
+from servers.jira import FakeJira
 
 from faxflow import delivery
 from faxflow.app import App
 from faxflow.types import Outcome, Route
-from faxflow_tickets import jira
 
 ROUTE = Route("tickets/0", "jira", {"project": "FAX", "labels": ["inbound fax"]})
 CREATE = r"/rest/api/2/issue"

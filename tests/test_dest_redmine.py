@@ -18,13 +18,13 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.servers import faxes
-from tests.servers.faxes import PDF, make_fax
-from tests.servers.redmine import FakeRedmine
+from faxflow_tickets import redmine
+from servers import faxes
+from servers.faxes import PDF, make_fax
+from servers.redmine import FakeRedmine
 
 from faxflow.app import App
 from faxflow.types import Fax, Outcome, Route
-from faxflow_tickets import redmine
 
 REAL_URL = os.environ.get("FAXFLOW_TEST_REDMINE_URL")
 REAL_KEY = os.environ.get("FAXFLOW_TEST_REDMINE_KEY", "")
@@ -43,7 +43,7 @@ class Target:
                             timeout=10)
 
     def issues_with_subject(self, text: str) -> list[dict[str, Any]]:
-        params = [("set_filter", "1"), ("f[]", "status_id"), ("op[status_id]", "*"),
+        params: list[tuple[str, str | int | float | bool | None]] = [("set_filter", "1"), ("f[]", "status_id"), ("op[status_id]", "*"),
                   ("f[]", "subject"), ("op[subject]", "~"), ("v[subject][]", text)]
         with self.api() as api:
             answer = api.get("/issues.json", params=params)

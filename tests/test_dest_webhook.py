@@ -7,13 +7,13 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import faxflow_webhook
 import httpx
 import pytest
-from tests.servers import faxes
-from tests.servers.faxes import PDF, make_fax
-from tests.servers.webhook import Receiver
+from servers import faxes
+from servers.faxes import PDF, make_fax
+from servers.webhook import Receiver
 
-import faxflow_webhook
 from faxflow import delivery
 from faxflow.app import App
 from faxflow.types import Outcome, Route

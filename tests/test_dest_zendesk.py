@@ -9,14 +9,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.servers import faxes
-from tests.servers.faxes import PDF, make_fax
-from tests.servers.zendesk import FakeZendesk
+from faxflow_tickets import zendesk
+from servers import faxes
+from servers.faxes import PDF, make_fax
+from servers.zendesk import FakeZendesk
 
 from faxflow import delivery
 from faxflow.app import App
 from faxflow.types import Outcome, Route
-from faxflow_tickets import zendesk
 
 ROUTE = Route("support/0", "zendesk", {"subject": "Fax: order 17", "tags": ["fax", "order"],
                                        "priority": "high"})

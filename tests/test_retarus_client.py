@@ -10,6 +10,7 @@ import base64
 import hashlib
 import logging
 import socket
+import ssl
 import threading
 import traceback
 from collections.abc import Callable, Iterator
@@ -19,6 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
+import trustme
 
 from faxflow.retarus import (
     AuthError,
@@ -587,3 +589,26 @@ def test_server_text_in_messages_has_our_secrets_blotted_out(client: RetarusClie
     snippet = client._body_snippet(f"echo: {PASSWORD} Basic {token}\x1b[2J".encode())
     assert PASSWORD not in snippet and token not in snippet and "\x1b" not in snippet
     assert snippet.startswith(": echo: ***")
+
+
+def test_tls_is_verified_against_the_given_ca_and_never_switched_off(
+    sim: Simulator, tmp_path: Path, sleeps: list[float]
+) -> None:
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    add(sim, 1)
+    with SimulatorServer(sim, ssl_context=server_context) as tls:
+        assert tls.api_url.startswith("https://")
+        with RetarusClient(USER, PASSWORD, base_url=tls.api_url, verify=bundle) as trusted:
+            assert len(trusted.pull(TOPIC).jobs) == 1
+        with (
+            RetarusClient(USER, PASSWORD, base_url=tls.api_url, sleep=sleeps.append) as default,
+            pytest.raises(RetarusError, match="certificate not trusted"),
+        ):
+            default.pull(TOPIC)
+    assert sleeps == []  # a trust problem is not retried
+    with pytest.raises(RetarusError, match="cannot be switched off"):
+        RetarusClient(USER, PASSWORD, region="de1", verify=False)  # type: ignore[arg-type]

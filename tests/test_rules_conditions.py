@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
+from faxflow_rules.phone import normalize, normalize_prefix
 from test_rules_support import evaluate, make_app, make_fax, rule_matches
 
 from faxflow.samples import make_fax as make_sample
-from faxflow_rules.phone import normalize, normalize_prefix
 
-UTC = timezone.utc
+UTC = UTC
 
 
 # --- Numbers --------------------------------------------------------------------------------

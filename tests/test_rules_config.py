@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import tomllib
+from datetime import UTC
 from pathlib import Path
-
-import pytest
-from test_rules_support import make_app, make_fax, problems_of, routes
 
 import faxflow_email
 import faxflow_folder
 import faxflow_rules
+import pytest
+from test_rules_support import make_app, make_fax, problems_of, routes
+
 from faxflow.app import App
 from faxflow.config import ConfigProblem, parse
 from faxflow.plugins import make_manager
@@ -77,7 +78,8 @@ def test_route_problems_name_rule_route_and_option(route: str, path: tuple[str, 
 
 
 def test_duplicate_names_and_missing_names() -> None:
-    problems = problems_of(rule('when.csid = "y"', name="same") + rule('when.csid = "x"', name="same")
+    problems = problems_of(rule('when.csid = "y"', name="same")
+                           + rule('when.csid = "x"', name="same")
                            + '[[rule]]\ncontinue = true\n')
     assert [(p.path, p.message) for p in problems] == [
         (("rule", 1, "name"), "rule 'same': name: duplicate rule name (also rule #1)"),
@@ -146,7 +148,7 @@ def test_rule_tables_must_be_an_array() -> None:
 def test_configure_refuses_invalid_rules_with_the_messages() -> None:
     from faxflow.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="rule 'r': when.text.regex: bad regex"):
+    with pytest.raises(ConfigError, match=r"rule 'r': when\.text\.regex: bad regex"):
         make_app(rule("when.text = { regex = '(' }"))
 
 
@@ -179,13 +181,13 @@ def example_app() -> App:
 
 
 def test_example_validates_and_routes_like_its_comments_say() -> None:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from faxflow.samples import make_fax as make_sample
 
     app = example_app()
-    office = datetime(2026, 11, 25, 10, 0, tzinfo=timezone.utc)  # Wednesday 11:00 Berlin
-    night = datetime(2026, 11, 25, 22, 0, tzinfo=timezone.utc)
+    office = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)  # Wednesday 11:00 Berlin
+    night = datetime(2026, 11, 25, 22, 0, tzinfo=UTC)
 
     referral = make_sample(kind="referral", seed=2)
     rendered = routes(app, make_fax(*referral.page_texts, to="089 262080440", e164=False,

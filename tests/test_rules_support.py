@@ -10,12 +10,13 @@ from typing import Any
 import faxflow_email
 import faxflow_folder
 import faxflow_rules
+from faxflow_rules import ruleset
+
 from faxflow.app import App
 from faxflow.config import ConfigProblem, parse
 from faxflow.errors import ConfigError
 from faxflow.plugins import make_manager
 from faxflow.types import Fax, Job, Number, PageText
-from faxflow_rules import ruleset
 
 CORE = """
 [retarus]

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
-from test_rules_support import make_app, make_fax, problems_of, routes
-
 from faxflow_rules.templates import TemplateError, Templates
+from test_rules_support import make_app, make_fax, problems_of, routes
 
 
 def render_one(source: str, fax_text: str = "x", **fax_args: object) -> str:
@@ -33,7 +32,7 @@ def test_variables_render() -> None:
         "{{ rule }} {{ fax_id }} {{ topic }} {{ receiver }} {{ sender }} {{ csid | upper }} "
         "{{ pages }} {{ received.strftime('%H:%M %Z') }} {{ fields.word }} {{ labels | length }}",
         "Hello world", sender="+4930111", csid="acme", page_count=2,
-        received=datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc))
+        received=datetime(2026, 11, 27, 12, 0, tzinfo=UTC))
     assert subject == "r f1 t +4989262080440 +4930111 ACME 2 13:00 CET Hello 0"
 
 
@@ -104,7 +103,7 @@ def test_sandbox_refuses_unsafe_attribute_at_render_time() -> None:
         templates.render(template, {"csid": "__class__", "fields": {}})
     method = templates.compile("{{ csid.zfill(100) }}", set())
     assert method is not None
-    with pytest.raises(TemplateError, match="sandbox|undefined|render"):
+    with pytest.raises(TemplateError, match=r"sandbox|undefined|render"):
         templates.render(method, {"csid": "x"})
 
 
@@ -117,7 +116,7 @@ def test_sandbox_refuses_unsafe_attribute_at_render_time() -> None:
     "{{ 9 ** 999999 }}",
 ])
 def test_huge_output_is_refused(source: str) -> None:
-    with pytest.raises(TemplateError, match="refused by the sandbox|longer than|too large"):
+    with pytest.raises(TemplateError, match=r"refused by the sandbox|longer than|too large"):
         render_one(source)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pathlib
+import re
 import threading
 from datetime import datetime, timedelta
 from urllib.parse import quote, unquote
@@ -403,3 +405,14 @@ def test_drop_malformed_and_latency_plans(sim: Simulator) -> None:
 def test_bad_fault_settings_are_refused(body: dict[str, object]) -> None:
     with pytest.raises(BadRequest):
         Faults.from_json(body)
+
+
+def test_docs_table_names_only_existing_tests() -> None:
+    here = pathlib.Path(__file__).parent
+    docs = (here.parent / "docs" / "simulator.md").read_text()
+    modules = {"S": "test_simulator_store.py", "H": "test_simulator_http.py"}
+    named = re.findall(r"\b([SH])::(test_\w+)", docs)
+    assert len(named) > 50
+    for prefix, name in named:
+        source = (here / modules[prefix]).read_text()
+        assert f"def {name}(" in source, f"{prefix}::{name} in docs/simulator.md"

@@ -13,6 +13,7 @@ Why retrying is safe here:
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import ipaddress
 import json
@@ -136,13 +137,23 @@ class RetarusClient:
         self._sleep = sleep
         auth = httpx.BasicAuth(username, password)  # standard base64, unlike the SDK
         # Kept only to scrub them from server-provided text we put into messages.
-        self._secrets = tuple(
-            s for s in (password, auth._auth_header.split(" ", 1)[-1]) if len(s) >= 3
-        )
+        token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+        self._secrets = tuple(s for s in (password, token) if len(s) >= 3)
+        # Certificates are always checked: httpx's default (certifi) unless a CA bundle file or
+        # a ready SSLContext is given. There is deliberately no way to pass False.
+        if isinstance(verify, bool):
+            raise RetarusError(
+                "verify takes a CA bundle file or an ssl.SSLContext; TLS certificate checks "
+                "cannot be switched off"
+            )
+        context: ssl.SSLContext | bool = True
         if isinstance(verify, ssl.SSLContext):
             context = verify
-        else:
-            context = ssl.create_default_context(cafile=os.fspath(verify) if verify else None)
+        elif verify is not None:
+            try:
+                context = ssl.create_default_context(cafile=os.fspath(verify))
+            except (OSError, ssl.SSLError) as exc:
+                raise RetarusError(f"cannot use CA bundle {os.fspath(verify)!r}: {exc}") from None
         self._http = httpx.Client(
             auth=auth,
             verify=context,
@@ -298,6 +309,8 @@ class RetarusClient:
                 last, malformed, status = str(exc), True, 200
             except RETRY_EXCEPTIONS as exc:
                 last, malformed, status = _describe(exc), False, None
+                if "CERTIFICATE_VERIFY_FAILED" in last:  # retrying will not fix trust
+                    raise RetarusError(f"{what}: TLS certificate not trusted; {last}") from None
             if attempt == attempts:
                 break
             delay = self.retry.delay(attempt, retry_after)

@@ -21,6 +21,7 @@ import signal
 import socket
 import ssl
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from types import TracebackType
@@ -213,7 +214,9 @@ class SimulatorServer:
     ) -> None:
         self.stop()
 
-    def serve_until_signal(self, on_listening: Any = None) -> None:
+    def serve_until_signal(
+        self, on_listening: Callable[[SimulatorServer], None] | None = None
+    ) -> None:
         """Serve in the calling thread until SIGINT or SIGTERM (the CLI's mode)."""
 
         async def main() -> None:

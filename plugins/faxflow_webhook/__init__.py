@@ -127,7 +127,7 @@ def build_request(client: httpx.Client, fax: Fax, route: Route, settings: Mappin
     if mode not in MODES:
         raise delivery.permanent(f"mode: must be one of {', '.join(MODES)}")
     files = delivery.files_to_send(fax, str(opts.get("content", "original")))
-    meta = {"event": "fax", "delivery_id": key, "route": route.key,
+    meta: dict[str, Any] = {"event": "fax", "delivery_id": key, "route": route.key,
             "fax": delivery.metadata(fax, text=True)}
     limit = int(settings.get("max_body_bytes", 50_000_000))
     if mode == "multipart" and sum(f.size for f in files) > limit:

@@ -11,7 +11,6 @@ import pluggy
 import faxflow.config
 import faxflow.hookspecs
 from faxflow.app import App
-
 from faxflow.types import Document, DocumentRef, Fax, Job, Number, PageText
 
 # A tiny but valid one-page PDF: destinations treat documents as opaque bytes.

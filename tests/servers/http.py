@@ -41,8 +41,9 @@ class Request:
         parts = []
         for part in msg.iter_parts():
             payload = part.get_payload(decode=True)
-            parts.append((part.get_param("name", header="content-disposition"),
-                          part.get_filename(), payload if isinstance(payload, bytes) else b""))
+            name = part.get_param("name", header="content-disposition")
+            parts.append((name if isinstance(name, str) else None, part.get_filename(),
+                          payload if isinstance(payload, bytes) else b""))
         return parts
 
 

@@ -1,0 +1,226 @@
+"""The OCR plugin on generated fax documents, with the real tesseract and poppler.
+
+About 10 pages are OCR'd in the whole file (~1.5 s each); the rest never reaches tesseract.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pluggy
+import pytest
+
+import faxflow.config
+import faxflow.hookspecs
+import faxflow_ocr
+from faxflow.app import App
+from faxflow.errors import PermanentError
+from faxflow.samples import cer, make_fax, normalize_text
+from faxflow.types import Document, DocumentRef, Fax, Job, Number, PageText
+from faxflow_ocr.options import OcrOptions
+from faxflow_ocr.service import OcrService
+
+
+def make_app(tmp_path: Path, options: str = "") -> App:
+    pm = pluggy.PluginManager("faxflow")
+    pm.add_hookspecs(faxflow.hookspecs)
+    pm.register(faxflow_ocr, name="ocr")
+    text = f'[worker]\nspool_dir = "{tmp_path / "spool"}"\n[plugins.ocr]\n{options}\n'
+    config, problems = faxflow.config.parse(text, path=tmp_path / "faxflow.toml")
+    assert problems == []
+    app = App(pm=pm, config=config)
+    assert app.check_config(config) == []
+    app.configure(config)
+    app.startup()
+    return app
+
+
+def write(tmp_path: Path, name: str, content: bytes) -> Document:
+    path = tmp_path / "spool" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    import hashlib
+
+    return Document(DocumentRef(f"https://example.invalid/{name}", name,
+                                name.rsplit(".", 1)[-1]),
+                    path, len(content), hashlib.sha256(content).hexdigest(), None)
+
+
+def fax_of(*documents: Document, receiver: str = "+498912345678") -> Fax:
+    return Fax(job=Job(id="1", receiver_isdn=Number(receiver, receiver)), topic="t",
+               documents=list(documents))
+
+
+def document_cer(truth: list[str], pages: list[PageText]) -> float:
+    """CER over all pages together (weighted by length), as the benchmark reports it."""
+    return cer("\n".join(truth), "\n".join(p.text for p in pages))
+
+
+def service(tmp_path: Path, **options: object) -> OcrService:
+    return OcrService(OcrOptions(**options), tmp_path / "cache")  # type: ignore[arg-type]
+
+
+# --- accuracy, formats, cache, searchable PDF ----------------------------------------------
+
+
+def test_clean_fine_pdf_through_the_hooks_is_cached_and_searchable(tmp_path: Path) -> None:
+    sample = make_fax(kind="letter", pages=1, resolution="fine", fmt="pdf", seed=1)
+    app = make_app(tmp_path, "searchable_pdf = true")
+    document = write(tmp_path, "29.pdf", sample.content)
+    fax = fax_of(document)
+    try:
+        pages = app.extract_text(fax, document)
+        assert pages is not None and [p.number for p in pages] == [1]
+        assert pages[0].error is None and pages[0].document == "29.pdf"
+        assert document_cer(sample.page_texts, pages) < 0.005
+        assert pages[0].confidence is not None and pages[0].confidence > 80
+        searchable = fax.artifacts["searchable_pdf"]
+        text = subprocess.run(["pdftotext", str(searchable), "-"], capture_output=True,
+                              text=True, check=True).stdout
+        # pdftotext has its own reading order: compare words, not the sequence.
+        words = set(normalize_text(sample.page_texts[0]).split())
+        assert len(words & set(text.split())) > 0.9 * len(words)
+
+        service = app.state[faxflow_ocr.STATE_KEY]
+        calls = service.engine.calls
+        again = fax_of(document)
+        searchable.unlink()
+        assert app.extract_text(again, document) == pages
+        assert again.scratch["ocr"]["29.pdf"]["cached"] is True
+        assert service.engine.calls == calls  # tesseract did not run again
+        assert again.artifacts["searchable_pdf"].is_file()  # the PDF comes from the cache too
+    finally:
+        app.shutdown()
+
+
+def test_standard_resolution_tiff_gets_square_pixels(tmp_path: Path) -> None:
+    sample = make_fax(kind="invoice", pages=2, resolution="standard", fmt="tiff", seed=3)
+    ocr = service(tmp_path, cache=False)
+    try:
+        outcome = ocr.read(write(tmp_path, "1.tif", sample.content).path, "1.tif", "", "eng")
+    finally:
+        ocr.close()
+    assert [p.number for p in outcome.pages] == [1, 2]
+    # Measured 0.7-1.3% on standard pages (brief asked < 0.5%: not reached, see docs/ocr.md);
+    # without square pixels the same pages give about 2.5%.
+    assert document_cer(sample.page_texts, outcome.pages) < 0.015
+
+
+def test_noisy_page_is_despeckled(tmp_path: Path) -> None:
+    sample = make_fax(kind="letter", pages=1, resolution="fine", fmt="pdf", noisy=True, seed=2)
+    ocr = service(tmp_path, cache=False)
+    try:
+        outcome = ocr.read(write(tmp_path, "n.pdf", sample.content).path, "n.pdf", "", "eng")
+    finally:
+        ocr.close()
+    assert outcome.noisy == [1]
+    assert document_cer(sample.page_texts, outcome.pages) < 0.02
+
+
+def test_upside_down_page_is_turned_and_read(tmp_path: Path) -> None:
+    sample = make_fax(kind="letter", pages=1, resolution="fine", fmt="tiff",
+                      upside_down_pages=(1,), seed=4)
+    ocr = service(tmp_path, cache=False)
+    try:
+        outcome = ocr.read(write(tmp_path, "u.tif", sample.content).path, "u.tif", "", "eng")
+    finally:
+        ocr.close()
+    assert outcome.rotated == {1: 180}
+    assert document_cer(sample.page_texts, outcome.pages) < 0.005
+
+
+# --- limits ---------------------------------------------------------------------------------
+
+
+def test_pages_beyond_the_cap_are_recorded_as_skipped(tmp_path: Path) -> None:
+    sample = make_fax(kind="order", pages=3, resolution="standard", fmt="pdf", seed=5)
+    ocr = service(tmp_path, max_pages=1, cache=False)
+    try:
+        outcome = ocr.read(write(tmp_path, "c.pdf", sample.content).path, "c.pdf", "", "eng")
+    finally:
+        ocr.close()
+    assert ocr.engine.calls == 1
+    assert outcome.page_count == 3 and outcome.skipped == [2, 3]
+    assert outcome.pages[0].error is None and outcome.pages[0].text
+    assert [p.error for p in outcome.pages[1:]] == ["skipped: beyond max_pages (1)"] * 2
+
+
+@pytest.mark.parametrize("fmt", ["pdf", "tiff"])
+def test_pixel_limit_is_checked_before_decoding(tmp_path: Path, fmt: str) -> None:
+    sample = make_fax(kind="letter", pages=1, resolution="fine", fmt=fmt, seed=1)
+    ocr = service(tmp_path, max_pixels=1_000_000, cache=False)
+    try:
+        outcome = ocr.read(write(tmp_path, f"b.{sample.extension}", sample.content).path,
+                           "b", "", "eng")
+    finally:
+        ocr.close()
+    assert ocr.engine.calls == 0
+    assert outcome.pages[0].text == ""
+    assert outcome.pages[0].error == ("page is too large: 1728 x 2287 pixels "
+                                      "(max_pixels is 1000000)")
+
+
+# --- documents that cannot be read at all ---------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "content", "reason"), [
+    ("empty.pdf", b"", "document empty.pdf is empty (0 bytes)"),
+    ("page.pdf", b"<html><body>Session expired</body></html>",
+     "not a PDF: page.pdf starts with '<html><body>'"),
+    ("fax.docx", b"PK\x03\x04rest", "unsupported document type: fax.docx starts with 'PK??rest'"),
+    ("broken.pdf", b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog >>\nendobj\ngarbage\n",
+     "PDF is damaged: "),
+])
+def test_unreadable_documents_are_rejected_with_a_reason(
+        tmp_path: Path, name: str, content: bytes, reason: str) -> None:
+    ocr = service(tmp_path, cache=False)
+    try:
+        with pytest.raises(PermanentError) as caught:
+            ocr.read(write(tmp_path, name, content).path, name, "", "eng")
+    finally:
+        ocr.close()
+    assert str(caught.value).startswith(reason)
+    assert ocr.engine.calls == 0
+
+
+def test_truncated_pdf_is_rejected(tmp_path: Path) -> None:
+    sample = make_fax(kind="letter", pages=1, resolution="standard", fmt="pdf", seed=1)
+    ocr = service(tmp_path, cache=False)
+    try:
+        with pytest.raises(PermanentError, match="PDF is damaged: .+"):
+            ocr.read(write(tmp_path, "t.pdf", sample.content[:200]).path, "t.pdf", "", "eng")
+    finally:
+        ocr.close()
+
+
+# --- options --------------------------------------------------------------------------------
+
+
+def test_config_problems_name_the_key(tmp_path: Path) -> None:
+    pm = pluggy.PluginManager("faxflow")
+    pm.add_hookspecs(faxflow.hookspecs)
+    pm.register(faxflow_ocr, name="ocr")
+    config, _ = faxflow.config.parse(
+        '[plugins.ocr]\nlanguages = "eng+klingon"\nworkers = 0\nengine = "fast"\n'
+        'langauges = "eng"\nlanguages_by_receiver = { "089 123" = "deu", "+4930123456" = 7 }\n')
+    problems = {(p.path, p.message) for p in App(pm=pm, config=config).check_config(config)}
+    base = ("plugins", "ocr")
+    assert (base + ("workers",), "must be between 1 and 256") in problems
+    assert (base + ("engine",), "must be one of pytesseract, tesserocr") in problems
+    assert (base + ("langauges",), "unknown option (did you mean languages?)") in problems
+    assert (base + ("languages_by_receiver", "089 123"),
+            "not a phone number in international form (e.g. +498912345678)") in problems
+    assert any(path == base + ("languages",) and "klingon is not installed" in message
+               for path, message in problems)
+    assert any(path == base + ("languages_by_receiver", "+4930123456")
+               for path, _ in problems)
+
+
+def test_languages_by_receiver_compares_e164() -> None:
+    options, problems = faxflow_ocr.opts.parse(
+        {"languages": "eng", "languages_by_receiver": {"+49 89 1234-5678": "deu"}})
+    assert problems == []
+    assert options.languages_for("+498912345678") == "deu"
+    assert options.languages_for("+4930999") == "eng"
+    assert options.languages_for(None) == "eng"
