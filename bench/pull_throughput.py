@@ -168,8 +168,9 @@ def faxflow_client(api_url: str, threads: int = 32, fetch: int = 100) -> float:
             while len(in_flight) > fetch:
                 collect(block=True)
             collect(block=False)
-            batch = client.pull(TOPIC, fetch=fetch, timeout=600, ack_ids=done)
-            done = []
+            acks = done.copy()
+            done.clear()
+            batch = client.pull(TOPIC, fetch=fetch, timeout=600, ack_ids=acks)
             if not batch.jobs:
                 if not in_flight:
                     break

@@ -29,6 +29,7 @@ import logging
 import os
 import random
 import re
+import ssl
 import time
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
@@ -225,6 +226,12 @@ def check_response(response: httpx.Response, what: str) -> httpx.Response:
     if response.is_success:
         return response
     raise http_error(response, what)
+
+
+def tls_verify(settings: Mapping[str, Any]) -> ssl.SSLContext | bool:
+    """What httpx's `verify` gets: the system's CAs, or those in the plugin's ``ca_file``."""
+    ca_file = settings.get("ca_file")
+    return ssl.create_default_context(cafile=str(ca_file)) if ca_file else True
 
 
 def send(client: httpx.Client, request: httpx.Request, what: str) -> httpx.Response:
@@ -463,3 +470,14 @@ def check_choice(options: Mapping[str, Any], name: str, choices: Sequence[str]) 
     if isinstance(value, str) and "{{" not in value and value not in choices:
         return [f"{name}: must be one of {', '.join(choices)}"]
     return []
+
+
+def as_int(options: Mapping[str, Any], name: str) -> int | None:
+    """An integer option that may arrive as a rendered string; None when unset."""
+    value = options.get(name)
+    if value in (None, ""):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise permanent(f"{name}: not a number: {value!r}") from None

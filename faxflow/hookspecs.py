@@ -167,8 +167,9 @@ def faxflow_deliver(fax: Fax, route: Route, uncertain: bool, app: App) -> Delive
 
     Fires once per route that the journal does not record as delivered. Return None if
     ``route.type`` is not yours. ``uncertain`` is True when an earlier attempt started this
-    very delivery and its outcome is unknown (a crash mid-call): look at the target first and
-    do not create a second copy. Return `DeliveryResult.transient` for what may work later,
+    very delivery and did not record it as delivered (a crash mid-call, or a transient failure
+    whose answer may have been lost after the target acted): look at the target first and do
+    not create a second copy. Return `DeliveryResult.transient` for what may work later,
     `.permanent` for what never will. Stops at the first non-None result. An exception counts
     as transient.
     """

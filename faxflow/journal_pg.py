@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar
 
 from faxflow.errors import FaxflowError
@@ -95,18 +96,62 @@ class JournalError(FaxflowError):
 
 
 @dataclass
-class _Hold:
+class Hold:
     owner: str
     hold: float
     thread: threading.Thread
     since: float  # time.monotonic() of the claim
 
 
+class Holds:
+    """The faxes this process claimed and is still working on, by the claiming thread.
+
+    The journal renews these holds, so a slow fax is not taken over by another worker, and
+    refuses a second thread of this process the fax (the owner name is the same, so only the
+    process can tell). A thread works on one fax at a time: its next claim, its end, or
+    `max_renew` seconds let the previous one go. Backend-neutral: SQLite could use it too.
+    """
+
+    def __init__(self, max_renew: float = 3600.0) -> None:
+        self.max_renew = max_renew
+        self._lock = threading.Lock()
+        self._held: dict[tuple[str, str], Hold] = {}
+
+    def held_elsewhere(self, key: tuple[str, str]) -> bool:
+        with self._lock:
+            h = self._held.get(key)
+            return (h is not None and h.thread is not threading.current_thread()
+                    and h.thread.is_alive())
+
+    def taken(self, key: tuple[str, str], owner: str, hold: float) -> None:
+        me = threading.current_thread()
+        with self._lock:
+            for k in [k for k, h in self._held.items() if h.thread is me]:
+                del self._held[k]
+            self._held[key] = Hold(owner, hold, me, time.monotonic())
+
+    def released(self, key: tuple[str, str]) -> None:
+        with self._lock:
+            self._held.pop(key, None)
+
+    def due(self) -> list[tuple[tuple[str, str], Hold]]:
+        """The holds to renew now (dropping those whose thread ended or took too long)."""
+        now = time.monotonic()
+        with self._lock:
+            for key, h in list(self._held.items()):
+                if not h.thread.is_alive() or now - h.since > self.max_renew:
+                    del self._held[key]
+            return [(k, h) for k, h in self._held.items() if h.hold > 0]
+
+    def interval(self) -> float:
+        """Renew three times per hold period (of the shortest hold)."""
+        return max(0.2, min((h.hold for _, h in self.due()), default=3.0) / 3)
+
+
 class PostgresJournal:
     """The journal in a PostgreSQL database, for any number of workers and threads."""
 
     reconnect_wait = 10.0  # seconds a retry waits for the server to come back
-    max_renew = 3600.0  # a hold is renewed for at most this long (a stuck thread lets go)
 
     def __init__(self, url: str, connect_timeout: int = 10) -> None:
         self._url = url
@@ -114,9 +159,10 @@ class PostgresJournal:
         self._secrets, self.where = _describe(url)
         self._lock = threading.Lock()
         self._conn: Conn | None = None
-        self._held: dict[tuple[str, str], _Hold] = {}
+        self.holds = Holds()
+        self._claim_lock = threading.Lock()  # check, claim and record a hold as one step
         self._stop = threading.Event()
-        self._run("open the journal", self._migrate, retry=False)
+        self._run("open the journal", self._migrate, retry=False, transaction=True)
         self._renewer = threading.Thread(target=self._renew_loop, daemon=True,
                                          name="journal-renew")
         self._renewer.start()
@@ -153,14 +199,18 @@ class PostgresJournal:
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
 
-    def _run(self, what: str, op: Callable[[Conn], T], retry: bool = True) -> T:
-        """Run `op` in one transaction; once more on a fresh connection if it broke."""
+    def _run(self, what: str, op: Callable[[Conn], T], retry: bool = True,
+             transaction: bool = False) -> T:
+        """Run `op` (autocommit: each statement commits, one round trip; or in one
+        transaction); once more on a fresh connection if the connection broke."""
         with self._lock:
             for attempt in (1, 2):
                 if self._conn is None or self._conn.closed:
                     self._conn = self._fresh(self.reconnect_wait if attempt == 2 else 0)
                 conn = self._conn
                 try:
+                    if not transaction:
+                        return op(conn)
                     with conn.transaction():
                         return op(conn)
                 except psycopg.OperationalError as exc:
@@ -196,73 +246,41 @@ class PostgresJournal:
     # --- holds -------------------------------------------------------------------------
 
     def _renew_loop(self) -> None:
-        while not self._stop.wait(self._renew_interval()):
+        while not self._stop.wait(self.holds.interval()):
+            rows = [(h.hold, t, f, h.owner) for (t, f), h in self.holds.due()]
+            if not rows:
+                continue
             try:
-                self._renew()
+                self._run("renew holds", partial(_renew, rows=rows))
             except JournalError as exc:  # the next round tries again; holds last a while
                 log.warning("renewing fax holds failed: %s", exc)
-
-    def _renew_interval(self) -> float:
-        with self._lock:
-            holds = [h.hold for h in self._held.values() if h.hold > 0]
-        return max(0.2, min(holds, default=3.0) / 3)
-
-    def _renew(self) -> None:
-        now = time.monotonic()
-        with self._lock:
-            for key, h in list(self._held.items()):
-                if not h.thread.is_alive() or now - h.since > self.max_renew:
-                    del self._held[key]
-            due = [(k, h) for k, h in self._held.items() if h.hold > 0]
-        if not due:
-            return
-
-        def renew(conn: Conn) -> None:
-            with conn.cursor() as cur:
-                cur.executemany(
-                    "UPDATE faxflow_fax SET owner_until = now() + %s * interval '1 second' "
-                    "WHERE topic = %s AND fax_id = %s AND owner = %s AND state = 'processing'",
-                    [(h.hold, t, f, h.owner) for (t, f), h in due])
-
-        self._run("renew holds", renew)
-
-    def _held_elsewhere(self, key: tuple[str, str]) -> bool:
-        """Another live thread of this process is on the fax (handed out again while it
-        works): the owner name is the same, so only this process can tell."""
-        with self._lock:
-            h = self._held.get(key)
-            return (h is not None and h.thread is not threading.current_thread()
-                    and h.thread.is_alive())
 
     # --- the Journal interface ---------------------------------------------------------
 
     def claim(self, topic: str, fax_id: str, owner: str, hold: float) -> FaxRecord | None:
         key = (topic, fax_id)
-        if self._held_elsewhere(key):
-            return None
 
-        def op(conn: Conn) -> tuple[Any, ...] | None:
+        def op(conn: Conn) -> tuple[bool, tuple[Any, ...] | None]:
             row = conn.execute(CLAIM, {"topic": topic, "fax_id": fax_id, "owner": owner,
                                        "hold": float(hold)}).fetchone()
             if row is not None:
-                return row
-            return conn.execute(
+                return True, row
+            # Not ours: a decided fax is returned for a re-ack, anything else is None. A
+            # second statement is enough: a decided fax only ever moves on to done.
+            return False, conn.execute(
                 "SELECT attempts, state, verdict, reason FROM faxflow_fax "
                 "WHERE topic = %s AND fax_id = %s", key).fetchone()
 
-        row = self._run("claim", op)
+        with self._claim_lock:
+            if self.holds.held_elsewhere(key):
+                return None
+            claimed, row = self._run("claim", op)
+            if claimed:
+                self.holds.taken(key, owner, hold)
         if row is None:
             return None
         record = FaxRecord(topic, fax_id, *row)
-        if record.state == "processing":
-            with self._lock:
-                for k, h in list(self._held.items()):  # a thread works on one fax at a time
-                    if h.thread is threading.current_thread():
-                        del self._held[k]
-                self._held[key] = _Hold(owner, hold, threading.current_thread(),
-                                        time.monotonic())
-            return record
-        return record if record.state in ("ack", "quarantine") else None
+        return record if claimed or record.state in ("ack", "quarantine") else None
 
     def get(self, topic: str, fax_id: str) -> FaxRecord | None:
         row = self._run("get", lambda c: c.execute(
@@ -293,12 +311,13 @@ class PostgresJournal:
 
     def decide(self, topic: str, fax_id: str, state: str, reason: str) -> None:
         verdict = state if state in ("ack", "quarantine") else None
-        self._run("record a decision", lambda c: c.execute(
-            "UPDATE faxflow_fax SET state = %s, verdict = COALESCE(%s, verdict), reason = %s, "
-            "owner = NULL, owner_until = NULL, updated = now() "
-            "WHERE topic = %s AND fax_id = %s", (state, verdict, reason, topic, fax_id)))
-        with self._lock:
-            self._held.pop((topic, fax_id), None)
+        try:
+            self._run("record a decision", lambda c: c.execute(
+                "UPDATE faxflow_fax SET state = %s, verdict = COALESCE(%s, verdict), "
+                "reason = %s, owner = NULL, owner_until = NULL, updated = now() "
+                "WHERE topic = %s AND fax_id = %s", (state, verdict, reason, topic, fax_id)))
+        finally:  # the attempt is over either way: stop renewing its hold
+            self.holds.released((topic, fax_id))
 
     def acknowledged(self, topic: str, ids: list[str]) -> None:
         if ids:
@@ -338,6 +357,13 @@ class PostgresJournal:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+
+
+def _renew(conn: Conn, rows: list[tuple[float, str, str, str]]) -> None:
+    with conn.cursor() as cur:
+        cur.executemany(
+            "UPDATE faxflow_fax SET owner_until = now() + %s * interval '1 second' "
+            "WHERE topic = %s AND fax_id = %s AND owner = %s AND state = 'processing'", rows)
 
 
 def _describe(url: str) -> tuple[list[str], str]:

@@ -99,7 +99,9 @@ def deliver(fax: Fax, app: App) -> None:
             # Delivered in an earlier attempt (before a crash or a not-yet): never again.
             fax.results[r.key] = DeliveryResult.delivered(record.detail or "", record.reference)
             continue
-        uncertain = record is not None and record.state == "started"
+        # Started (a crash mid-call) or transient (the answer may have been lost after the
+        # target acted): either way the target must be looked at before creating again.
+        uncertain = record is not None
         if journal:
             journal.route_started(fax.topic, fax.id, r.key)
         def send(r: Route = r, u: bool = uncertain) -> DeliveryResult | None:

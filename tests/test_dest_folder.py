@@ -202,3 +202,11 @@ def test_job_without_sender_fields(tmp_path: Path) -> None:
     fax.job = Job(id="bare")
     result = app.deliver(fax, Route("r/0", "folder"), uncertain=False)
     assert result is not None and result.outcome is Outcome.DELIVERED
+
+
+def test_too_deep_path_is_permanent(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    route = Route("r/0", "folder", {"path": "/".join(["d"] * 40)})
+    result = app.deliver(make_fax(tmp_path / "spool"), route, uncertain=False)
+    assert result is not None and result.outcome is Outcome.PERMANENT
+    assert "levels" in result.detail

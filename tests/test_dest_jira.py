@@ -168,3 +168,11 @@ def test_check_options_and_config() -> None:
     config, _ = faxflow.config.parse('[plugins.jira]\nurl = "ftp://x"\ndeployment = "dc"\n')
     paths = {p.path[-1] for p in jira.faxflow_check_config(config)}
     assert paths == {"url", "deployment", "api_token"}
+
+
+def test_search_hit_without_our_label_is_not_trusted(server: FakeJira, tmp_path: Path) -> None:
+    server.fail("GET", r"/rest/api/3/search/jql", 200,
+                {"issues": [{"id": "1", "key": "FAX-99", "fields": {"labels": ["other"]}}]})
+    result = app_for(server).deliver(make_fax(tmp_path / "spool"), ROUTE, uncertain=True)
+    assert result is not None and result.outcome is Outcome.DELIVERED
+    assert result.reference == "FAX-1"

@@ -43,8 +43,9 @@ class Target:
                             timeout=10)
 
     def issues_with_subject(self, text: str) -> list[dict[str, Any]]:
-        params: list[tuple[str, str | int | float | bool | None]] = [("set_filter", "1"), ("f[]", "status_id"), ("op[status_id]", "*"),
-                  ("f[]", "subject"), ("op[subject]", "~"), ("v[subject][]", text)]
+        params: list[tuple[str, str | int | float | bool | None]] = [
+            ("set_filter", "1"), ("f[]", "status_id"), ("op[status_id]", "*"),
+            ("f[]", "subject"), ("op[subject]", "~"), ("v[subject][]", text)]
         with self.api() as api:
             answer = api.get("/issues.json", params=params)
             answer.raise_for_status()
@@ -154,3 +155,18 @@ def test_check_options() -> None:
     assert redmine.check_options({"project": "{{ p }}", "tracker_id": 2}) == []
     assert redmine.check_options({"tracker_id": []}) == [
         "project: required", "tracker_id: must be an integer or a string"]
+
+
+@fake_only
+def test_lookup_that_ignores_the_filter_is_not_trusted(target: Target, tmp_path: Path) -> None:
+    """A Redmine (or proxy) that ignored the description filter would answer with any issue:
+    only an issue carrying our marker counts as ours."""
+    assert target.fake is not None
+    target.fake.fail("GET", r"/issues\.json", 200,
+                     {"issues": [{"id": 99, "description": "someone else's"}],
+                      "total_count": 1})
+    fax, route, token = unique_fax(tmp_path)
+    result = app_for(target).deliver(fax, route, uncertain=True)
+    assert result is not None and result.outcome is Outcome.DELIVERED
+    assert result.reference != "99"
+    assert len(target.issues_with_subject(token)) == 1

@@ -121,3 +121,11 @@ def test_check_options() -> None:
     assert zendesk.check_options({"subject": "{{ x }}", "priority": "{{ p }}"}) == []
     assert zendesk.check_options({"priority": "asap"}) == [
         "priority: must be one of low, normal, high, urgent"]
+
+
+def test_rendered_group_id_that_is_not_a_number_is_permanent(server: FakeZendesk,
+                                                             tmp_path: Path) -> None:
+    route = Route("support/0", "zendesk", {"group_id": "sales"})
+    result = app_for(server).deliver(make_fax(tmp_path / "spool"), route, uncertain=False)
+    assert result is not None and result.outcome is Outcome.PERMANENT
+    assert result.detail.startswith("group_id: not a number")

@@ -8,18 +8,18 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import faxflow_ocr
 import pluggy
 import pytest
+from faxflow_ocr.options import OcrOptions
+from faxflow_ocr.service import OcrService
 
 import faxflow.config
 import faxflow.hookspecs
-import faxflow_ocr
 from faxflow.app import App
 from faxflow.errors import PermanentError
 from faxflow.samples import cer, make_fax, normalize_text
 from faxflow.types import Document, DocumentRef, Fax, Job, Number, PageText
-from faxflow_ocr.options import OcrOptions
-from faxflow_ocr.service import OcrService
 
 
 def make_app(tmp_path: Path, options: str = "") -> App:
@@ -130,6 +130,19 @@ def test_upside_down_page_is_turned_and_read(tmp_path: Path) -> None:
     assert document_cer(sample.page_texts, outcome.pages) < 0.005
 
 
+def test_fast_path_tesserocr_on_the_extracted_fax_image(tmp_path: Path) -> None:
+    pytest.importorskip("tesserocr")
+    sample = make_fax(kind="order", pages=1, resolution="standard", fmt="pdf", seed=6)
+    ocr = service(tmp_path, engine="tesserocr", rasterizer="extract", cache=False)
+    try:
+        outcome = ocr.read(write(tmp_path, "f.pdf", sample.content).path, "f.pdf", "", "eng")
+    finally:
+        ocr.close()
+    assert ocr.engine.calls == 1
+    assert outcome.pages[0].confidence is not None
+    assert document_cer(sample.page_texts, outcome.pages) < 0.015
+
+
 # --- limits ---------------------------------------------------------------------------------
 
 
@@ -188,7 +201,7 @@ def test_truncated_pdf_is_rejected(tmp_path: Path) -> None:
     sample = make_fax(kind="letter", pages=1, resolution="standard", fmt="pdf", seed=1)
     ocr = service(tmp_path, cache=False)
     try:
-        with pytest.raises(PermanentError, match="PDF is damaged: .+"):
+        with pytest.raises(PermanentError, match=r"PDF is damaged: .+"):
             ocr.read(write(tmp_path, "t.pdf", sample.content[:200]).path, "t.pdf", "", "eng")
     finally:
         ocr.close()
@@ -206,14 +219,14 @@ def test_config_problems_name_the_key(tmp_path: Path) -> None:
         'langauges = "eng"\nlanguages_by_receiver = { "089 123" = "deu", "+4930123456" = 7 }\n')
     problems = {(p.path, p.message) for p in App(pm=pm, config=config).check_config(config)}
     base = ("plugins", "ocr")
-    assert (base + ("workers",), "must be between 1 and 256") in problems
-    assert (base + ("engine",), "must be one of pytesseract, tesserocr") in problems
-    assert (base + ("langauges",), "unknown option (did you mean languages?)") in problems
-    assert (base + ("languages_by_receiver", "089 123"),
+    assert ((*base, "workers"), "must be between 1 and 256") in problems
+    assert ((*base, "engine"), "must be one of pytesseract, tesserocr") in problems
+    assert ((*base, "langauges"), "unknown option (did you mean languages?)") in problems
+    assert ((*base, "languages_by_receiver", "089 123"),
             "not a phone number in international form (e.g. +498912345678)") in problems
-    assert any(path == base + ("languages",) and "klingon is not installed" in message
+    assert any(path == (*base, "languages") and "klingon is not installed" in message
                for path, message in problems)
-    assert any(path == base + ("languages_by_receiver", "+4930123456")
+    assert any(path == (*base, "languages_by_receiver", "+4930123456")
                for path, _ in problems)
 
 

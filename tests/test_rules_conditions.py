@@ -152,6 +152,15 @@ def test_phrase_spans_line_breaks_and_case_sensitivity() -> None:
     assert rule_matches('when.text = { phrase = "Bitte um Rückruf", case_sensitive = true }', fax)
 
 
+def test_words_ignore_punctuation_but_not_word_boundaries() -> None:
+    fax = make_fax("Betreff: Bitte, um Rückruf!\nRechnungs-Nr.: 4711 (STRASSE)")
+    assert rule_matches('when.text = { phrase = "bitte um rückruf" }', fax)
+    assert rule_matches('when.text = { any = ["Rechnungs-Nr."] }', fax)
+    assert rule_matches('when.text = { all = ["nr", "4711"] }', fax)
+    assert not rule_matches('when.text = { any = ["Rechnung"] }', fax)  # "Rechnungs" only
+    assert rule_matches('when.text = { any = ["straße"] }', fax)  # case folding: ß = ss
+
+
 def test_regex_and_page_range() -> None:
     fax = make_fax("Page one: nothing here", "Page two: Order No.: PO-2026-15156", "last page")
     order = r"when.text = { regex = 'order no\.:\s*PO-\d{4}-\d+'"

@@ -44,6 +44,8 @@ def rule(body: str, name: str = "r", route: str = 'type = "folder"') -> str:
     ('when.text = { fuzzy = "x", threshold = 0 }', ("when", "text", "threshold"), "1..100"),
     ('when.text = { case_sensitive = true }', ("when", "text"), "at least one of"),
     ('when.labels = { some = ["x"] }', ("when", "labels"), "any or all"),
+    ('when.text = { any = ["ok", "--"] }', ("when", "text", "any"), "letter or digit"),
+    ('when.text = { phrase = ["a b", "c d"] }', ("when", "text", "phrase"), "one phrase"),
     ("when.all = []", ("when", "all"), "non-empty list"),
     ('when.not = "x"', ("when", "not"), "table of conditions"),
     ("contnue = true", ("contnue",), "did you mean continue"),
@@ -101,6 +103,16 @@ def test_unreachable_rules_after_a_catch_all() -> None:
     # with continue, later rules are reachable
     assert problems_of(rule("", name="everything") .replace("name", "continue = true\nname")
                        + rule('when.csid = "b"', name="late")) == []
+
+
+def test_a_broken_condition_causes_no_follow_up_errors() -> None:
+    # A rule whose only condition is invalid is not a catch-all, and the fields of its broken
+    # regex stay known to templates: one mistake, one message.
+    text = (rule("when.text = { regex = '(?P<nr>\\d+' }", name="broken",
+                 route='type = "folder"\npath = "{{ fields.nr }}"')
+            + rule('when.csid = "x"', name="after"))
+    problem = one(problems_of(text))
+    assert problem.path == ("rule", 0, "when", "text", "regex")
 
 
 def test_rule_without_route_must_continue() -> None:

@@ -154,6 +154,18 @@ def test_explain_default_route_and_labels(setup: Path) -> None:
     assert data["rules"][1]["check"]["children"][0]["detail"] == "no receiver number"
 
 
+def test_explain_route_that_cannot_render_exits_1(setup: Path) -> None:
+    (setup / "faxflow.toml").write_text(CORE + RULES.replace(
+        'timezone = "Europe/Berlin"', 'timezone = "Europe/Berlin"\nexternal_fields = ["ward"]')
+        + '[[rule]]\nname = "wards"\nwhen.labels = "ward"\n[[rule.route]]\n'
+          'type = "folder"\npath = "{{ fields.ward }}"\n', encoding="utf-8")
+    doc = write_fax(make_sample(kind="letter", seed=3), setup / "in")
+    result = explain(setup, str(doc), "--received", OFFICE, "--label", "ward")
+    assert result.exit_code == 1
+    assert ("wards/0 (folder): ERROR rule 'wards': route 0 option 'path': undefined: "
+            "'dict object' has no attribute 'ward'") in result.output
+
+
 def test_explain_bad_config_is_a_clear_message(setup: Path) -> None:
     (setup / "faxflow.toml").write_text(
         CORE + RULES.replace("(?P<patient_id>PID-\\d+)", "(?P<patient_id>PID-\\d+"),

@@ -245,3 +245,25 @@ def test_render_error_becomes_a_permanent_problem() -> None:
     protocol.route(fax, app)
     assert fax.routes == []
     assert any(not p.transient and "invoice_date" in p.message for p in fax.problems)
+
+
+def test_default_labels_wait_for_routing_when_rules_use_labels() -> None:
+    label_rules = """
+[[rule]]
+name = "cardiology"
+when.labels = "cardiology"
+[[rule.route]]
+type = "email"
+to = "cardio@clinic.example"
+"""
+    app = make_app(label_rules, extra={"triage": TriageClassifier()})
+    fax = make_fax("Cardiology referral", to="+4930999")
+    protocol.classify(fax, app)
+    assert fax.labels == {"cardiology"}  # not "unsorted": routing will match the label rule
+    protocol.route(fax, app)
+    assert [r.key for r in fax.routes] == ["cardiology/0"]
+    # without label conditions the outcome is known at classification: the fax is unsorted
+    plain = make_app(RULES)
+    other = make_fax("hello", to="+4930999")
+    protocol.classify(other, plain)
+    assert other.labels == {"unsorted"}

@@ -230,8 +230,9 @@ def test_advance_moves_the_clock_and_expires_locks(sim: Simulator) -> None:
     pull(sim, timeout=60)
     assert sim.advance(60) == T0 + 60
     assert pull(sim) == [job_id]
-    with pytest.raises(BadRequest):
-        sim.advance(-1)
+    for bad in (-1, float("nan"), float("inf")):
+        with pytest.raises(BadRequest):
+            sim.advance(bad)
 
 
 def test_timeout_zero_means_no_lock(sim: Simulator) -> None:
@@ -400,7 +401,7 @@ def test_drop_malformed_and_latency_plans(sim: Simulator) -> None:
 @pytest.mark.parametrize("body", [
     {"rate": 1.5}, {"rate": -0.1}, {"rate": "0.2"}, {"rate": True}, {"statuses": []},
     {"statuses": [200]}, {"statuses": "500"}, {"latency_ms": -1}, {"drop_rate": 2},
-    {"malformed_rate": None},
+    {"malformed_rate": None}, {"latency_ms": float("nan")}, {"rate": float("nan")},
 ])
 def test_bad_fault_settings_are_refused(body: dict[str, object]) -> None:
     with pytest.raises(BadRequest):

@@ -289,7 +289,9 @@ class SimulatorServer:
             event = conn.next_event()
             if event is h11.NEED_DATA:
                 if head is not None and conn.they_are_waiting_for_100_continue:
-                    go_on = h11.InformationalResponse(status_code=100, headers=[])
+                    go_on = h11.InformationalResponse(
+                        status_code=100, headers=[], reason=b"Continue"
+                    )
                     writer.write(conn.send(go_on) or b"")
                 conn.receive_data(await reader.read(65536))
             elif isinstance(event, h11.Request):

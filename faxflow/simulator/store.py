@@ -8,6 +8,7 @@ contract) and docs/simulator.md.
 from __future__ import annotations
 
 import hmac
+import math
 import random
 import re
 import string
@@ -108,7 +109,7 @@ class Faults:
             value = body.get(name, default)
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise BadRequest(f"{name} must be a number")
-            if value < 0 or (upper is not None and value > upper):
+            if not math.isfinite(value) or value < 0 or (upper is not None and value > upper):
                 raise BadRequest(f"{name} out of range")
             return float(value)
 
@@ -148,6 +149,7 @@ class FaultPlan:
 
 
 NO_FAULTS = FaultPlan()
+NO_FAULT_SETTINGS = Faults()
 
 
 def _parse_date_received(value: Any) -> datetime:
@@ -187,7 +189,7 @@ class Simulator:
         self._by_id: dict[str, list[Job]] = {}  # for /files lookups across topics
         self._rng = random.Random(seed)
         self._fault_rng = random.Random(seed)
-        self._faults = Faults()
+        self._faults = NO_FAULT_SETTINGS
         self._generated = 0
         # Document URLs of jobs added through the Python API (no request Host to copy);
         # SimulatorServer sets it to its own API URL when it starts.
@@ -222,7 +224,12 @@ class Simulator:
 
     def advance(self, seconds: float) -> float:
         """Move the clock forward; returns the new now."""
-        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+        if (
+            isinstance(seconds, bool)
+            or not isinstance(seconds, int | float)
+            or not math.isfinite(seconds)
+            or seconds < 0
+        ):
             raise BadRequest("advance must be a number >= 0")
         with self._lock:
             self._offset += seconds
@@ -342,15 +349,18 @@ class Simulator:
 
     def set_faults(self, body: Mapping[str, Any]) -> Faults:
         faults = Faults.from_json(body)
+        if faults == NO_FAULT_SETTINGS:
+            faults = NO_FAULT_SETTINGS
         with self._lock:
             self._faults = faults
         return faults
 
     def plan_faults(self) -> FaultPlan:
+        faults = self._faults
+        if faults is NO_FAULT_SETTINGS:  # the common case, without taking the lock
+            return NO_FAULTS
         with self._lock:
-            faults, rng = self._faults, self._fault_rng
-            if faults == Faults():
-                return NO_FAULTS
+            rng = self._fault_rng
             status = rng.choice(faults.statuses) if rng.random() < faults.rate else None
             return FaultPlan(
                 status=status,

@@ -31,6 +31,7 @@ from faxflow.types import DeliveryResult, DestinationType, Fax, Route
 
 log = logging.getLogger("faxflow.folder")
 
+MAX_DEPTH = 16  # with 120-byte components this stays well under PATH_MAX
 OPTIONS: dict[str, tuple[type, ...]] = {
     "base": (str,), "path": (str,), "name": (str,), "content": (str,),
     "sidecar": (bool,), "text": (bool,),
@@ -109,7 +110,10 @@ def deliver(fax: Fax, route: Route, known: Mapping[str, Path]) -> DeliveryResult
     base = known[base_name]
     if not base.is_dir():
         raise delivery.transient(f"folder: base folder {base} does not exist (not mounted?)")
-    folder = make_folder(base, delivery.safe_relative(str(opts.get("path", ""))))
+    parts = delivery.safe_relative(str(opts.get("path", "")))
+    if len(parts) > MAX_DEPTH:
+        raise delivery.permanent(f"path: more than {MAX_DEPTH} folder levels")
+    folder = make_folder(base, parts)
     key = delivery.stable_key(fax, route)
     stem = delivery.safe_component(str(opts.get("name") or fax.id), 100)
     content = str(opts.get("content", "original"))

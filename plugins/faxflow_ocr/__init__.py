@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-from collections.abc import Iterable
+import threading
 from pathlib import Path
 
 from faxflow.app import App
@@ -20,6 +20,7 @@ from faxflow_ocr.service import OcrService
 
 log = logging.getLogger("faxflow.ocr")
 STATE_KEY = "plugins.ocr"  # the service lives in app.state, so each App has its own
+_LOCK = threading.Lock()  # faxes in flight may all ask for the service at once
 NEEDS = {("engine", "tesserocr"): "tesserocr", ("rasterizer", "pypdfium2"): "pypdfium2",
          ("rasterizer", "extract"): "pikepdf"}
 
@@ -78,12 +79,13 @@ def faxflow_extract_text(fax: Fax, document: Document, app: App) -> list[PageTex
 
 
 def _service(app: App) -> OcrService:
-    service = app.state.get(STATE_KEY)
-    if not isinstance(service, OcrService):  # configure was not called (tests, tools)
-        parsed, _ = opts.parse(app.plugin_options("ocr"))
-        service = OcrService(parsed, _cache_dir(parsed, app.config, app))
-        app.state[STATE_KEY] = service
-    return service
+    with _LOCK:
+        service = app.state.get(STATE_KEY)
+        if not isinstance(service, OcrService):  # configure was not called (tests, tools)
+            parsed, _ = opts.parse(app.plugin_options("ocr"))
+            service = OcrService(parsed, _cache_dir(parsed, app.config, app))
+            app.state[STATE_KEY] = service
+        return service
 
 
 def _cache_dir(parsed: opts.OcrOptions, config: Config, app: App) -> Path:
@@ -92,5 +94,5 @@ def _cache_dir(parsed: opts.OcrOptions, config: Config, app: App) -> Path:
     return opts.default_cache_dir(config.resolve(config.worker.spool_dir))
 
 
-__all__: Iterable[str] = ["faxflow_check_config", "faxflow_configure", "faxflow_extract_text",
+__all__ = ["faxflow_check_config", "faxflow_configure", "faxflow_extract_text",
                           "faxflow_shutdown", "faxflow_startup"]

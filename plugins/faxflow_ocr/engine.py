@@ -81,7 +81,8 @@ class PytesseractEngine(_Counter):
         confidence = re.search(r"Orientation confidence: ([\d.]+)", osd)
         if not rotate or not confidence or float(confidence[1]) < 2.0:
             return None
-        # tesseract's "Rotate" is clockwise; PIL rotates counter-clockwise.
+        # tesseract's "Rotate" is clockwise; PIL rotates counter-clockwise (checked for
+        # pages turned 90, 180 and 270 degrees).
         return (360 - int(rotate[1])) % 360
 
     def close(self) -> None:
@@ -157,7 +158,7 @@ class TesserocrEngine(_Counter):
 
     @contextmanager
     def _api(self, languages: str) -> Iterator[Any]:
-        import tesserocr
+        import tesserocr  # type: ignore[import-untyped]
 
         with self._lock:
             free = self._free.setdefault(languages, queue.SimpleQueue())
@@ -174,7 +175,7 @@ class TesserocrEngine(_Counter):
 
     def ocr(self, image: Image.Image, languages: str, psm: int, dpi: int, timeout: float,
             want_pdf: bool = False) -> OcrResult:
-        import tesserocr
+        import tesserocr  # type: ignore[import-untyped]
 
         if want_pdf:
             raise ValueError("tesserocr engine cannot write searchable PDFs")
@@ -192,7 +193,7 @@ class TesserocrEngine(_Counter):
         return OcrResult(text.strip(), mean, len(confidences))
 
     def rotation(self, image: Image.Image, dpi: int, timeout: float) -> int | None:
-        import tesserocr
+        import tesserocr  # type: ignore[import-untyped]
 
         self.count()
         with self._api("osd") as api:
@@ -203,8 +204,8 @@ class TesserocrEngine(_Counter):
             api.Clear()
         if not found or found.get("orient_conf", 0.0) < 2.0:
             return None
-        # orient_deg is how far the text is turned counter-clockwise... undone clockwise.
-        return (360 - int(found["orient_deg"])) % 360
+        # orient_deg turned counter-clockwise makes the page upright (checked for 90/180/270).
+        return int(found["orient_deg"]) % 360
 
     def close(self) -> None:
         with self._lock:

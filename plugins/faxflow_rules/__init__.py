@@ -1,7 +1,8 @@
 """The rules plugin: ordered ``[[rule]]`` tables that label, extract fields and route faxes.
 
-Hooks only; the work is in `ruleset` (loading, evaluating, rendering), `conditions`,
-`templates`, `phone` and `fields`. `faxflow explain` lives in `explain`.
+Hooks only; the work is in `ruleset` (loading, evaluating, rendering), `when` (compiling
+conditions), `conditions` (evaluating them), `templates`, `phone` and `fields`.
+`faxflow explain` lives in `explain`. Reference: docs/rules.md.
 """
 
 from __future__ import annotations
@@ -33,11 +34,17 @@ def faxflow_config_sections() -> list[str]:
 
 @hookimpl
 def faxflow_check_config(config: Config, app: App) -> list[ConfigProblem]:
-    return ruleset.load(config, app.destinations)[1]
+    rules, problems = ruleset.load(config, app.destinations)
+    if not problems:  # configure comes next with the same config: compile only once
+        app.state[STATE_KEY] = (config, rules)
+    return problems
 
 
 @hookimpl
 def faxflow_configure(config: Config, app: App) -> None:
+    cached = app.state.get(STATE_KEY)
+    if cached is not None and cached[0] is config:
+        return
     rules, problems = ruleset.load(config, app.destinations)
     if problems:
         raise ConfigError("; ".join(p.message for p in problems))
@@ -59,10 +66,16 @@ def current(app: App) -> RuleSet:
 def faxflow_classify(fax: Fax, app: App) -> Classification | None:
     # Labels of other classifiers are not merged yet: label conditions see them only when
     # routing. See docs/rules.md, "Labels from other plugins".
-    evaluation = ruleset.evaluate(current(app), fax)
-    if not evaluation.labels and not evaluation.fields:
+    rules = current(app)
+    evaluation = ruleset.evaluate(rules, fax)
+    labels = set(evaluation.labels)
+    if evaluation.used_default and rules.uses_labels:
+        # Routing may still match a label rule: do not call the fax unsorted yet.
+        labels -= rules.default.labels - {label for r in evaluation.results if r.matched
+                                          for label in r.rule.labels}
+    if not labels and not evaluation.fields:
         return None
-    return Classification(frozenset(evaluation.labels), dict(evaluation.fields))
+    return Classification(frozenset(labels), dict(evaluation.fields))
 
 
 @hookimpl

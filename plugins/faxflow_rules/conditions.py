@@ -1,4 +1,4 @@
-"""Conditions of a rule's ``when`` table: compiled once at load time, evaluated per fax.
+"""Conditions of a rule's ``when`` table, evaluated per fax (`when` compiles them at load).
 
 Every evaluation returns a `Check`, the trace node `faxflow explain` prints: routing and
 explain run the same code. ``all`` stops at the first false child and ``any`` at the first
@@ -9,21 +9,20 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import regex  # type: ignore[import-untyped]
 from rapidfuzz import fuzz
 
-from faxflow.config import ConfigProblem, KeyPath
-
-from .phone import NumberError, NumberPattern
+from .phone import NumberPattern
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 SNIPPET = 60  # characters of matched text shown by explain
+WORD = re.compile(r"\w+")  # stdlib re: a fixed pattern, linear, faster than regex here
 
 
 @dataclass
@@ -72,6 +71,9 @@ class Subject:
     labels: set[str]
     regex_timeout: float  # seconds per regex search
     _texts: dict[tuple[int, int | None], str] = field(default_factory=dict)
+    _lowered: dict[tuple[int, int | None], str] = field(default_factory=dict)
+    _tokens: dict[tuple[tuple[int, int | None], bool], tuple[str, frozenset[str]]] = field(
+        default_factory=dict)
 
     def text(self, pages: tuple[int, int | None]) -> str:
         """Text of a page range (1-based; negative counts from the end; None: to the end)."""
@@ -82,6 +84,20 @@ class Subject:
             stop = n if last is None else (last if last > 0 else n + last + 1)
             self._texts[pages] = "\f".join(self.pages[start:stop])
         return self._texts[pages]
+
+    def lowered(self, pages: tuple[int, int | None]) -> str:
+        if pages not in self._lowered:
+            self._lowered[pages] = self.text(pages).lower()
+        return self._lowered[pages]
+
+    def tokens(self, pages: tuple[int, int | None], case_sensitive: bool
+               ) -> tuple[str, frozenset[str]]:
+        """The words of a page range, space-joined (for phrases) and as a set (for words)."""
+        key = (pages, case_sensitive)
+        if key not in self._tokens:
+            words = tokens(self.text(pages), case_sensitive)
+            self._tokens[key] = (f" {' '.join(words)} ", frozenset(words))
+        return self._tokens[key]
 
 
 class Condition:
@@ -96,6 +112,16 @@ class Always(Condition):
 
     def evaluate(self, s: Subject) -> Check:
         return Check(self.what, True)
+
+
+class Invalid(Condition):
+    """Stands in for conditions the config got wrong (already reported): never matches, and
+    unlike an empty `when` it does not make the rule a catch-all."""
+
+    what = "invalid condition"
+
+    def evaluate(self, s: Subject) -> Check:
+        return Check(self.what, False)
 
 
 class All(Condition):
@@ -231,16 +257,17 @@ class Received(Condition):
         return Check(self.what, ok, f"received {local:%a %Y-%m-%d %H:%M %Z}")
 
 
+TextTest = Callable[[Subject, tuple[int, int | None]], tuple[bool, str, dict[str, str]]]
+
+
 class TextMatch(Condition):
     """One text matcher (words, phrase, regex or fuzzy) over a page range."""
 
-    def __init__(self, what: str, pages: tuple[int, int | None],
-                 test: Callable[[str, Subject], tuple[bool, str, dict[str, str]]]) -> None:
+    def __init__(self, what: str, pages: tuple[int, int | None], test: TextTest) -> None:
         self.what, self.pages, self.test = what, pages, test
 
     def evaluate(self, s: Subject) -> Check:
-        text = s.text(self.pages)
-        ok, detail, captures = self.test(text, s)
+        ok, detail, captures = self.test(s, self.pages)
         return Check(self.what, ok, detail, captures=captures)
 
 
@@ -249,8 +276,8 @@ class TextMatch(Condition):
 
 def _search(pattern: Any, text: str, timeout: float) -> Any:
     """regex search bounded in time; a timeout gives an explanatory string instead of a match."""
-    try:
-        return pattern.search(text, timeout=timeout)
+    try:  # concurrent: release the GIL, so other faxes' threads run meanwhile
+        return pattern.search(text, concurrent=True, timeout=timeout)
     except TimeoutError:
         return f"regex timed out after {timeout * 1000:.0f} ms: treated as no match"
 
@@ -263,34 +290,49 @@ def _where(text: str, start: int, end: int) -> str:
     return f"{snippet!r} on page {page} of the range"
 
 
-def _word_pattern(words: Iterable[str], flags: int) -> Any:
-    alternatives = "|".join(r"\s+".join(regex.escape(w) for w in word.split()) for word in words)
-    return regex.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", flags)
+def tokens(text: str, case_sensitive: bool) -> list[str]:
+    return WORD.findall(text if case_sensitive else text.casefold())
 
 
-def _words_test(words: list[str], flags: int, need_all: bool
-                ) -> Callable[[str, Subject], tuple[bool, str, dict[str, str]]]:
-    patterns = [_word_pattern([w], flags) for w in words] if need_all \
-        else [_word_pattern(words, flags)]
+def _locator(tokens: list[str], case_sensitive: bool) -> Any:
+    """Finds where a word or phrase is, for explain; only run once it is known to be there."""
+    body = r"\W+".join(regex.escape(t) for t in tokens)
+    return regex.compile(rf"(?<!\w){body}(?!\w)",
+                         regex.V0 | (0 if case_sensitive else regex.IGNORECASE | regex.FULLCASE))
 
-    def test(text: str, s: Subject) -> tuple[bool, str, dict[str, str]]:
-        found, missing = [], []
-        for word, pattern in zip(words if need_all else ["/".join(words)], patterns, strict=True):
-            m = _search(pattern, text, s.regex_timeout)
-            if isinstance(m, regex.Match):
-                found.append(_where(text, m.start(), m.end()))
-            else:
-                missing.append(word)
-        ok = not missing
+
+def words_test(words: list[str], case_sensitive: bool, need_all: bool) -> TextTest:
+    """Words and phrases are compared as sequences of whole words (letters and digits), so
+    case (unless case_sensitive), punctuation and line breaks between words do not matter.
+    The text is split into words once per evaluation: a lookup per word, not a scan."""
+    wanted = [tokens(w, case_sensitive) for w in words]
+    locators = [_locator(t, case_sensitive) for t in wanted]
+
+    def test(s: Subject, pages: tuple[int, int | None]) -> tuple[bool, str, dict[str, str]]:
+        joined, vocabulary = s.tokens(pages, case_sensitive)
+        hits = [t[0] in vocabulary if len(t) == 1 else f" {' '.join(t)} " in joined
+                for t in wanted]
+        ok = all(hits) if need_all else any(hits)
+        text = s.text(pages)
+        found = []
+        for word, hit, locator in zip(words, hits, locators, strict=True):
+            if hit:
+                m = _search(locator, text, s.regex_timeout)
+                found.append(_where(text, m.start(), m.end()) if isinstance(m, regex.Match)
+                             else repr(word))
+                if not need_all:
+                    break
         detail = "found " + "; ".join(found) if found else "not found"
-        if need_all and missing:
-            detail += f"; missing {', '.join(repr(w) for w in missing)}"
+        missing = [repr(w) for w, hit in zip(words, hits, strict=True) if not hit]
+        if need_all and missing and found:
+            detail += f"; missing {', '.join(missing)}"
         return ok, detail, {}
     return test
 
 
-def _regex_test(pattern: Any) -> Callable[[str, Subject], tuple[bool, str, dict[str, str]]]:
-    def test(text: str, s: Subject) -> tuple[bool, str, dict[str, str]]:
+def regex_test(pattern: Any) -> TextTest:
+    def test(s: Subject, pages: tuple[int, int | None]) -> tuple[bool, str, dict[str, str]]:
+        text = s.text(pages)
         m = _search(pattern, text, s.regex_timeout)
         if isinstance(m, str):
             return False, m, {}
@@ -301,12 +343,12 @@ def _regex_test(pattern: Any) -> Callable[[str, Subject], tuple[bool, str, dict[
     return test
 
 
-def _fuzzy_test(needle: str, threshold: float, case_sensitive: bool
-                ) -> Callable[[str, Subject], tuple[bool, str, dict[str, str]]]:
+def fuzzy_test(needle: str, threshold: float, case_sensitive: bool) -> TextTest:
     wanted = needle if case_sensitive else needle.lower()
 
-    def test(text: str, s: Subject) -> tuple[bool, str, dict[str, str]]:
-        hay = text if case_sensitive else text.lower()
+    def test(s: Subject, pages: tuple[int, int | None]) -> tuple[bool, str, dict[str, str]]:
+        text = s.text(pages)
+        hay = text if case_sensitive else s.lowered(pages)
         best = fuzz.partial_ratio_alignment(wanted, hay)
         if best is None or best.score < threshold:
             score = best.score if best is not None else 0.0
@@ -314,282 +356,6 @@ def _fuzzy_test(needle: str, threshold: float, case_sensitive: bool
         where = _where(text, best.dest_start, best.dest_end)
         return True, f"similarity {best.score:.0f} >= {threshold:g}: {where}", {}
     return test
-
-
-# --- Compiling a `when` table -----------------------------------------------------------------
-
-
-@dataclass
-class Context:
-    """Load-time settings and the problem list of one rule."""
-
-    rule: str
-    country: str
-    tz: ZoneInfo
-    fuzzy_threshold: float
-    problems: list[ConfigProblem]
-    groups: set[str] = field(default_factory=set)  # named groups of this rule's regexes
-
-    def problem(self, path: KeyPath, message: str) -> None:
-        key = ".".join(str(p) for p in path[2:])
-        self.problems.append(ConfigProblem(path, f"rule {self.rule!r}: {key}: {message}"))
-
-
-WHEN_KEYS = ("receiver", "sender", "csid", "cost_center", "page_count", "resolution",
-             "received", "text", "labels", "all", "any", "not")
-TEXT_KEYS = ("any", "all", "phrase", "regex", "fuzzy", "threshold", "case_sensitive", "pages")
-
-
-def compile_when(table: Any, path: KeyPath, ctx: Context) -> Condition:
-    if not isinstance(table, dict):
-        ctx.problem(path, "must be a table of conditions")
-        return Always()
-    parts: list[Condition] = []
-    for key, value in table.items():
-        here = (*path, key)
-        part = _compile_one(key, value, here, ctx)
-        if part is not None:
-            parts.append(part)
-    if not parts:
-        return Always()
-    return parts[0] if len(parts) == 1 else All(parts)
-
-
-def _compile_one(key: str, value: Any, path: KeyPath, ctx: Context) -> Condition | None:
-    if key in ("all", "any"):
-        if not isinstance(value, list) or not value:
-            ctx.problem(path, "must be a non-empty list of condition tables")
-            return None
-        parts = [compile_when(v, (*path, i), ctx) for i, v in enumerate(value)]
-        return All(parts) if key == "all" else Any_(parts)
-    if key == "not":
-        return Not(compile_when(value, path, ctx))
-    if key in ("receiver", "sender"):
-        return _numbers(key, value, path, ctx)
-    if key in ("csid", "cost_center"):
-        return _text_is(key, value, path, ctx)
-    if key == "page_count":
-        return _range(key, value, path, ctx)
-    if key == "resolution":
-        values = _strings(value, path, ctx)
-        return OneOf(key, values) if values else None
-    if key == "labels":
-        return _labels(value, path, ctx)
-    if key == "received":
-        windows = value if isinstance(value, list) else [value]
-        parts = [w for i, v in enumerate(windows)
-                 if (w := _received(v, (*path, i) if isinstance(value, list) else path, ctx))]
-        return (parts[0] if len(parts) == 1 else Any_(parts)) if parts else None
-    if key == "text":
-        return _text(value, path, ctx)
-    import difflib
-    close = difflib.get_close_matches(key, WHEN_KEYS, n=1)
-    ctx.problem(path, "unknown condition" + (f" (did you mean {close[0]}?)" if close else "")
-                + f"; known: {', '.join(WHEN_KEYS)}")
-    return None
-
-
-def _strings(value: Any, path: KeyPath, ctx: Context) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
-        return list(value)
-    ctx.problem(path, "must be a string or a non-empty list of strings")
-    return []
-
-
-def _numbers(key: str, value: Any, path: KeyPath, ctx: Context) -> Condition | None:
-    entries: list[tuple[str, bool, KeyPath]] = []
-    if isinstance(value, dict):
-        for sub, items in value.items():
-            if sub not in ("exact", "prefix", "glob"):
-                ctx.problem((*path, sub), "unknown key; use exact, prefix or glob")
-                continue
-            where = (*path, sub)
-            entries += [(s, sub == "prefix", where) for s in _strings(items, where, ctx)]
-    else:
-        entries = [(s, False, path) for s in _strings(value, path, ctx)]
-    patterns: list[NumberPattern] = []
-    for text, prefix, where in entries:
-        try:
-            patterns.append(NumberPattern(text, ctx.country, prefix=prefix))
-        except NumberError as exc:
-            ctx.problem(where, str(exc))
-    return NumberIs(key, patterns) if patterns else None
-
-
-def _text_is(key: str, value: Any, path: KeyPath, ctx: Context) -> Condition | None:
-    if isinstance(value, dict):
-        if set(value) != {"regex"}:
-            ctx.problem(path, "a table here takes exactly one key: regex")
-            return None
-        pattern = compile_regex(value["regex"], (*path, "regex"), ctx, case_sensitive=False)
-        return TextIs(key, [], pattern) if pattern is not None else None
-    values = _strings(value, path, ctx)
-    return TextIs(key, values) if values else None
-
-
-def _range(key: str, value: Any, path: KeyPath, ctx: Context) -> Condition | None:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return Between(key, value, value)
-    if isinstance(value, dict) and value and set(value) <= {"min", "max"} and all(
-            isinstance(v, int) and not isinstance(v, bool) for v in value.values()):
-        return Between(key, value.get("min"), value.get("max"))
-    ctx.problem(path, "must be an integer or a table with min and/or max integers")
-    return None
-
-
-def _labels(value: Any, path: KeyPath, ctx: Context) -> Condition | None:
-    if isinstance(value, dict):
-        if len(value) != 1 or next(iter(value)) not in ("any", "all"):
-            ctx.problem(path, "a table here takes exactly one key: any or all")
-            return None
-        mode, items = next(iter(value.items()))
-        labels = _strings(items, (*path, mode), ctx)
-        return Labels(labels, mode == "all") if labels else None
-    labels = _strings(value, path, ctx)
-    return Labels(labels, True) if labels else None
-
-
-def _parse_days(value: Any, path: KeyPath, ctx: Context) -> set[int] | None:
-    days: set[int] = set()
-    for item in _strings(value, path, ctx):
-        for part in item.lower().replace(" ", "").split(","):
-            first, _, last = part.partition("-")
-            if first not in WEEKDAYS or (last and last not in WEEKDAYS):
-                ctx.problem(path, f"bad weekday {part!r}; use mon..sun or ranges like mon-fri")
-                return None
-            a, b = WEEKDAYS.index(first), WEEKDAYS.index(last or first)
-            days |= {d % 7 for d in range(a, b + 1 if b >= a else b + 8)}
-    return days
-
-
-def _received(value: Any, path: KeyPath, ctx: Context) -> Condition | None:
-    if not isinstance(value, dict):
-        ctx.problem(path, "must be a table with weekdays, between and/or timezone")
-        return None
-    for key in value:
-        if key not in ("weekdays", "between", "timezone"):
-            ctx.problem((*path, key), "unknown key; use weekdays, between, timezone")
-    days = set(range(7))
-    if "weekdays" in value:
-        parsed = _parse_days(value["weekdays"], (*path, "weekdays"), ctx)
-        if parsed is None:
-            return None
-        days = parsed
-    start, end = time(0), time(0)
-    if "between" in value:
-        between = value["between"]
-        try:
-            if not (isinstance(between, list) and len(between) == 2):
-                raise ValueError
-            start, end = (time.fromisoformat(str(t)) for t in between)
-        except ValueError:
-            ctx.problem((*path, "between"), 'must be ["HH:MM", "HH:MM"] (start inclusive, '
-                        "end exclusive; an end before the start spans midnight)")
-            return None
-    tz = ctx.tz
-    if "timezone" in value:
-        found = load_zone(value["timezone"])
-        if found is None:
-            ctx.problem((*path, "timezone"), f"unknown time zone {value['timezone']!r}")
-            return None
-        tz = found
-    names = ",".join(WEEKDAYS[d] for d in sorted(days)) if len(days) < 7 else "any day"
-    hours = f" {start:%H:%M}-{end:%H:%M}" if "between" in value else ""
-    what = f"received {names}{hours} {tz.key}"
-    if start == end:  # the whole day
-        start, end = time(0), time(23, 59, 59, 999999)
-    return Received(days, start, end, tz, what)
-
-
-def load_zone(name: Any) -> ZoneInfo | None:
-    if not isinstance(name, str) or not name:
-        return None
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return None
-
-
-def compile_regex(source: Any, path: KeyPath, ctx: Context, *, case_sensitive: bool) -> Any:
-    if not isinstance(source, str) or not source:
-        ctx.problem(path, "must be a non-empty string")
-        return None
-    flags = regex.MULTILINE | regex.V0 | (0 if case_sensitive else regex.IGNORECASE)
-    try:
-        pattern = regex.compile(source, flags)
-    except regex.error as exc:
-        ctx.problem(path, f"bad regex: {exc}")
-        return None
-    ctx.groups |= set(pattern.groupindex)
-    return pattern
-
-
-def _parse_pages(value: Any, path: KeyPath, ctx: Context) -> tuple[int, int | None] | None:
-    if isinstance(value, int) and not isinstance(value, bool) and value != 0:
-        return (value, value)
-    if isinstance(value, str):
-        m = re.fullmatch(r"\s*(-?\d+)\s*(?:-\s*(\d*)\s*)?", value)
-        if m and int(m.group(1)) != 0:
-            first = int(m.group(1))
-            last = m.group(2)
-            if last is None:
-                return (first, first)
-            if last == "" or int(last) >= first > 0:
-                return (first, int(last) if last else None)
-    ctx.problem(path, 'must be a page number (1 first, -1 last) or a range like "1-2" or "2-"')
-    return None
-
-
-def _text(value: Any, path: KeyPath, ctx: Context) -> Condition | None:
-    if not isinstance(value, dict):
-        ctx.problem(path, "must be a table (any, all, phrase, regex or fuzzy)")
-        return None
-    for key in value:
-        if key not in TEXT_KEYS:
-            ctx.problem((*path, key), f"unknown key; known: {', '.join(TEXT_KEYS)}")
-    case = value.get("case_sensitive", False)
-    if not isinstance(case, bool):
-        ctx.problem((*path, "case_sensitive"), "must be true or false")
-        case = False
-    pages: tuple[int, int | None] | None = (1, None)
-    if "pages" in value:
-        pages = _parse_pages(value["pages"], (*path, "pages"), ctx)
-    if pages is None:
-        return None
-    where = "" if pages == (1, None) else f" in pages {pages[0]}-{pages[1] or 'end'}"
-    flags = regex.V0 | (0 if case else regex.IGNORECASE)
-    parts: list[Condition] = []
-    for key in ("any", "all"):
-        if key in value:
-            words = _strings(value[key], (*path, key), ctx)
-            if words:
-                what = f"text has {key} of {', '.join(repr(w) for w in words)}{where}"
-                parts.append(TextMatch(what, pages, _words_test(words, flags, key == "all")))
-    if "phrase" in value and (words := _strings(value["phrase"], (*path, "phrase"), ctx)):
-        parts.append(TextMatch(f"text has phrase {words[0]!r}{where}", pages,
-                               _words_test(words[:1], flags, True)))
-    if "regex" in value:
-        pattern = compile_regex(value["regex"], (*path, "regex"), ctx, case_sensitive=case)
-        if pattern is not None:
-            parts.append(TextMatch(f"text matches /{pattern.pattern}/{where}", pages,
-                                   _regex_test(pattern)))
-    threshold = value.get("threshold", ctx.fuzzy_threshold)
-    if not isinstance(threshold, int | float) or isinstance(threshold, bool) \
-            or not 0 < threshold <= 100:
-        ctx.problem((*path, "threshold"), "must be a number in 1..100")
-        threshold = ctx.fuzzy_threshold
-    if "fuzzy" in value and (words := _strings(value["fuzzy"], (*path, "fuzzy"), ctx)):
-        parts.append(TextMatch(f"text resembles {words[0]!r} (>= {threshold:g}){where}",
-                               pages, _fuzzy_test(words[0], float(threshold), case)))
-    elif "threshold" in value and "fuzzy" not in value:
-        ctx.problem((*path, "threshold"), "only applies to fuzzy")
-    if not parts:
-        if not {"any", "all", "phrase", "regex", "fuzzy"} & set(value):
-            ctx.problem(path, "give at least one of any, all, phrase, regex, fuzzy")
-        return None
-    return parts[0] if len(parts) == 1 else All(parts, "text: all of")
 
 
 def subject_time(value: datetime | None) -> datetime | None:

@@ -21,18 +21,10 @@ from faxflow.config import Config, ConfigProblem, KeyPath
 from faxflow.types import DestinationType, Fax, Route
 
 from . import phone
-from .conditions import (
-    Always,
-    Check,
-    Condition,
-    Context,
-    Subject,
-    compile_when,
-    load_zone,
-    subject_time,
-)
+from .conditions import Always, Check, Condition, Subject, subject_time
 from .fields import FieldSpec, parse_spec
 from .templates import DEFAULT_MAX_OUTPUT, TemplateError, Templates
+from .when import Context, compile_when, load_zone
 
 PLUGIN = "rules"
 DEFAULT_NAME = "default"
@@ -72,6 +64,7 @@ class RuleSet:
     tz: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
     regex_timeout: float = 0.25
     templates: Templates = field(default_factory=Templates)
+    uses_labels: bool = False  # some rule has a `labels` condition
 
 
 @dataclass
@@ -219,7 +212,8 @@ def load(config: Config, destinations: Mapping[str, DestinationType]
 
     default = _default(options.get("default"), base, context(DEFAULT_NAME), destinations,
                        templates, known_fields)
-    ruleset = RuleSet(rules, default, country, tz, timeout_ms / 1000, templates)
+    ruleset = RuleSet(rules, default, country, tz, timeout_ms / 1000, templates,
+                      any(c.uses_labels for c in contexts))
     return ruleset, problems
 
 

@@ -128,36 +128,68 @@ class _Env(SandboxedEnvironment):
         return __self._check_size(super().call(__context, __obj, *args, **kwargs))
 
 
+class Template:
+    """A checked template; compiled to Python on first render (compiling is ~7x the cost of
+    parsing and checking, and a large rule set has many templates that rarely render)."""
+
+    def __init__(self, source: str, tree: nodes.Template) -> None:
+        self.source, self._tree = source, tree
+        self._compiled: jinja2.Template | None = None
+
+    def compiled(self, env: SandboxedEnvironment) -> jinja2.Template:
+        if self._compiled is None:  # two threads may both compile: harmless, same result
+            try:
+                self._compiled = env.from_string(self._tree)
+            except jinja2.TemplateError as exc:
+                raise TemplateError(f"template error: {exc.message}") from None
+        return self._compiled
+
+
 class Templates:
-    """Compiles and renders the templates of one rule set (one sandbox for all of them)."""
+    """Checks and renders the templates of one rule set (one sandbox for all of them)."""
 
     def __init__(self, max_output: int = DEFAULT_MAX_OUTPUT) -> None:
         self.env = _Env(max_output)
         self.max_output = max_output
+        self._cache: dict[str, tuple[list[str], set[str], Template | None]] = {}
 
-    def compile(self, source: str, known_fields: set[str]) -> jinja2.Template | None:
-        """A compiled template, or None for plain text; raises TemplateError if unusable."""
+    def compile(self, source: str, known_fields: set[str]) -> Template | None:
+        """A checked template, or None for plain text; raises TemplateError if unusable."""
         if "{{" not in source and "{%" not in source and "{#" not in source:
             return None
+        if source not in self._cache:  # rule sets repeat templates
+            self._cache[source] = self._check(source)
+        problems, fields, template = self._cache[source]
+        problems = problems + [
+            f"unknown field {name!r} (no rule extracts it; list fields of other plugins in "
+            "[plugins.rules] external_fields)" for name in sorted(fields - known_fields)]
+        if problems or template is None:
+            raise TemplateError("; ".join(problems))
+        return template
+
+    def _check(self, source: str) -> tuple[list[str], set[str], Template | None]:
         if len(source) > MAX_SOURCE:
-            raise TemplateError(f"template longer than {MAX_SOURCE} characters")
+            return [f"template longer than {MAX_SOURCE} characters"], set(), None
         try:
             tree = self.env.parse(source)
         except jinja2.TemplateSyntaxError as exc:
-            raise TemplateError(f"template syntax error: {exc.message}") from None
-        problems = list(_check_tree(tree, known_fields))
-        if problems:
-            raise TemplateError("; ".join(problems))
-        try:
-            return self.env.from_string(tree)
-        except jinja2.TemplateError as exc:  # e.g. an unknown filter
-            raise TemplateError(f"template error: {exc.message}") from None
+            return [f"template syntax error: {exc.message}"], set(), None
+        problems = list(_check_tree(tree))
+        problems += [f"no filter named {f.name!r} (allowed: {', '.join(sorted(self.env.filters))})"
+                     for f in tree.find_all(nodes.Filter) if f.name not in self.env.filters]
+        problems += [f"no test named {t.name!r} (allowed: {', '.join(sorted(self.env.tests))})"
+                     for t in tree.find_all(nodes.Test) if t.name not in self.env.tests]
+        fields = {node.attr for node in tree.find_all(nodes.Getattr)
+                  if isinstance(node.node, nodes.Name) and node.node.name == "fields"
+                  and node.attr not in SAFE_METHODS}
+        return problems, fields, None if problems else Template(source, tree)
 
-    def render(self, template: jinja2.Template, context: Mapping[str, Any]) -> str:
+    def render(self, template: Template, context: Mapping[str, Any]) -> str:
+        compiled = template.compiled(self.env)
         out: list[str] = []
         size = 0
         try:
-            for chunk in template.generate(context):
+            for chunk in compiled.generate(context):
                 size += len(chunk)
                 if size > self.max_output:
                     raise TemplateError(f"rendered text longer than {self.max_output} characters")
@@ -174,7 +206,7 @@ class Templates:
         return "".join(out)
 
 
-def _check_tree(tree: nodes.Template, known_fields: set[str]) -> Iterable[str]:
+def _check_tree(tree: nodes.Template) -> Iterable[str]:
     for node_type, what in FORBIDDEN_NODES.items():
         if tree.find(node_type) is not None:
             yield f"{what} not allowed in route templates"
@@ -184,10 +216,6 @@ def _check_tree(tree: nodes.Template, known_fields: set[str]) -> Iterable[str]:
     for node in tree.find_all(nodes.Getattr):
         if node.attr.startswith("_"):
             yield f"attribute {node.attr!r} not allowed"
-        elif isinstance(node.node, nodes.Name) and node.node.name == "fields" \
-                and node.attr not in known_fields and node.attr not in SAFE_METHODS:
-            yield f"unknown field {node.attr!r} (no rule extracts it; list fields of other " \
-                  "plugins in [plugins.rules] external_fields)"
     for item in tree.find_all(nodes.Getitem):
         if isinstance(item.arg, nodes.Const) and isinstance(item.arg.value, str) \
                 and item.arg.value.startswith("_"):

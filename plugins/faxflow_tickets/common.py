@@ -74,7 +74,7 @@ def make_client(base_url: str, settings: Mapping[str, Any], *,
                 auth: httpx.Auth | tuple[str, str] | None = None) -> httpx.Client:
     return httpx.Client(base_url=base_url.rstrip("/"), headers=dict(headers or {}), auth=auth,
                         timeout=float(settings.get("timeout", 30)), follow_redirects=False,
-                        verify=settings.get("ca_file") or True)
+                        verify=delivery.tls_verify(settings))
 
 
 def call(client: httpx.Client, method: str, url: str, what: str,

@@ -102,13 +102,16 @@ class Jira:
     def find(self, marker: str) -> common.Ticket | None:
         # Cloud retired /rest/api/2/search in favour of /rest/api/3/search/jql.
         path = "/rest/api/3/search/jql" if self.cloud else "/rest/api/2/search"
-        params = {"jql": f'labels = "{marker}"', "fields": "attachment", "maxResults": "1"}
+        params = {"jql": f'labels = "{marker}"', "fields": "attachment,labels",
+                  "maxResults": "5"}
         answer = common.json_of(common.call(self.client, "GET", path, "jira search",
                                             self.policy, params=params), "jira search")
         issues = answer.get("issues") or [] if isinstance(answer, dict) else []
-        if not issues:
+        mine = [i for i in issues if isinstance(i, dict)
+                and marker in ((i.get("fields") or {}).get("labels") or [])]
+        if not mine:
             return None
-        issue = issues[0]
+        issue = mine[0]
         names = {a.get("filename") for a in (issue.get("fields") or {}).get("attachment") or []}
         return self._ticket(issue, frozenset(n for n in names if isinstance(n, str)))
 

@@ -88,14 +88,15 @@ class Redmine:
         # The long filter form: with f[] Redmine ignores short filters such as status_id=*.
         params = [("set_filter", "1"), ("f[]", "status_id"), ("op[status_id]", "*"),
                   ("f[]", "description"), ("op[description]", "~"),
-                  ("v[description][]", marker), ("limit", "1")]
+                  ("v[description][]", marker), ("limit", "5")]
         response = common.call(self.client, "GET", "/issues.json", "redmine lookup",
                                self.policy, params=params)
         answer = common.json_of(response, "redmine lookup")
         issues = answer.get("issues") if isinstance(answer, dict) else None
-        if not issues:
-            return None
-        return self._ticket(issues[0])
+        # Trust only a real match: a server that ignored the filter must not make us skip.
+        mine = [i for i in issues or () if isinstance(i, dict)
+                and marker in str(i.get("description") or "")]
+        return self._ticket(mine[0]) if mine else None
 
     def create(self, fax: Fax, route: Route, marker: str,
                files: list[delivery.OutFile]) -> common.Ticket:
@@ -110,11 +111,9 @@ class Redmine:
             "uploads": uploads,
         }
         for name in ID_OPTIONS:
-            if opts.get(name) not in (None, ""):
-                try:
-                    issue[name] = int(opts[name])
-                except (TypeError, ValueError):
-                    raise delivery.permanent(f"{name}: not a number: {opts[name]!r}") from None
+            number = delivery.as_int(opts, name)
+            if number is not None:
+                issue[name] = number
         response = common.create_call(self.client, "/issues.json", "redmine create issue",
                                       json={"issue": issue})
         answer = common.json_of(response, "redmine create issue")

@@ -87,9 +87,8 @@ class Zendesk:
                                self.policy, params={"external_id": marker})
         answer = common.json_of(response, "zendesk lookup")
         tickets = answer.get("tickets") if isinstance(answer, dict) else None
-        if not tickets:
-            return None
-        return self._ticket(tickets[0])
+        mine = [t for t in tickets or () if isinstance(t, dict) and t.get("external_id") == marker]
+        return self._ticket(mine[0]) if mine else None
 
     def create(self, fax: Fax, route: Route, marker: str,
                files: list[delivery.OutFile]) -> common.Ticket:
@@ -104,8 +103,9 @@ class Zendesk:
             "external_id": marker,
             "tags": [*tags, "faxflow"],
         }
-        if opts.get("group_id"):
-            ticket["group_id"] = int(opts["group_id"])
+        group = delivery.as_int(opts, "group_id")
+        if group is not None:
+            ticket["group_id"] = group
         if opts.get("priority"):
             ticket["priority"] = str(opts["priority"])
         if opts.get("requester_email"):

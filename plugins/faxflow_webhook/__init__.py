@@ -89,7 +89,7 @@ def deliver(fax: Fax, route: Route, settings: Mapping[str, Any]) -> DeliveryResu
     address = check_target(url, bool(settings.get("allow_private", False)))
     key = delivery.stable_key(fax, route)
     with httpx.Client(timeout=float(settings.get("timeout", 30)), follow_redirects=False,
-                      verify=settings.get("ca_file") or True) as client:
+                      verify=delivery.tls_verify(settings)) as client:
         request = build_request(client, fax, route, settings, key)
         # Connect to the address we checked, not to whatever DNS says a moment later.
         request.url = request.url.copy_with(host=address)

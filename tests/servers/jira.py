@@ -37,7 +37,8 @@ class FakeJira(FakeService):
             return Reply(400, {"errorMessages": ["Error in the JQL Query"]})
         found = [i for i in self.issues.values() if m.group(1) in i["fields"]["labels"]]
         issues = [{"id": i["id"], "key": i["key"],
-                   "fields": {"attachment": [{"filename": n} for n in i["attachments"]]}}
+                   "fields": {"attachment": [{"filename": n} for n in i["attachments"]],
+                              "labels": i["fields"]["labels"]}}
                   for i in found[: int(r.arg("maxResults") or 50)]]
         return Reply(200, {"issues": issues, "total": len(found)})
 

@@ -94,6 +94,7 @@ class SmtpServer:
                  f'username = "{USER}"', f'password = "{PASSWORD}"',
                  'from = "Fax Inbox <fax@example.test>"', f'ca_file = "{self.ca_file}"',
                  "timeout = 5"]
+        extra = {"retry_delay": 0.01, **extra}  # keep in-attempt retries quick in tests
         for key, value in extra.items():
             lines.append(f"{key} = {value!r}" if isinstance(value, str)
                          else f"{key} = {value}")

@@ -1,0 +1,219 @@
+"""OCR benchmark: the plugin's paths next to the raw tesseract CLI on the same pages.
+
+    .venv/bin/python bench/ocr.py speed --pages 6 --rounds 2      # s/page, pages/min, CER
+    .venv/bin/python bench/ocr.py rss --sizes 1,10,50,200         # peak RSS per fax size
+
+speed: for every path and 1 / 2 workers, runs are interleaved with raw `tesseract page.tif -
+--psm 4` (OMP_THREAD_LIMIT=1, one process per page; 2 at a time for 2 workers) on the very
+same pages as single-page G4 TIFFs, and the ratio to that baseline is reported (timings on a
+shared machine are noisy, ratios much less). rss: each fax size in a fresh Python process;
+peak RSS of the whole process tree (this process plus tesseract / pdftoppm children),
+sampled every 20 ms from /proc (no psutil needed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from faxflow_ocr.options import OcrOptions
+from faxflow_ocr.service import OcrService
+from PIL import Image
+
+from faxflow.samples import cer, make_fax
+
+PATHS = {
+    "default (pytesseract+pdf2image)": {"engine": "pytesseract", "rasterizer": "pdf2image"},
+    "pytesseract+pypdfium2": {"engine": "pytesseract", "rasterizer": "pypdfium2"},
+    "pytesseract+extract": {"engine": "pytesseract", "rasterizer": "extract"},
+    "tesserocr+pdf2image": {"engine": "tesserocr", "rasterizer": "pdf2image"},
+    "tesserocr+extract": {"engine": "tesserocr", "rasterizer": "extract"},
+}
+ENV = {**os.environ, "OMP_THREAD_LIMIT": "1"}
+
+
+def split_tiff(content: bytes, folder: Path) -> list[Path]:
+    paths = []
+    with Image.open(io.BytesIO(content)) as tiff:
+        for index in range(getattr(tiff, "n_frames", 1)):
+            tiff.seek(index)
+            path = folder / f"page{index + 1:03d}.tif"
+            tiff.save(path, compression="group4", dpi=tiff.info["dpi"])
+            paths.append(path)
+    return paths
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process (all threads) and of its finished children."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def raw_cli(pages: list[Path], workers: int) -> tuple[float, float, list[str]]:
+    def one(path: Path) -> str:
+        return subprocess.run(["tesseract", str(path), "-", "--psm", "4", "-l", "eng"],
+                              capture_output=True, text=True, env=ENV, check=True).stdout
+
+    started, cpu = time.perf_counter(), cpu_seconds()
+    with ThreadPoolExecutor(workers) as pool:
+        texts = list(pool.map(one, pages))
+    return time.perf_counter() - started, cpu_seconds() - cpu, texts
+
+
+def plugin(pdf: Path, workers: int, options: dict[str, str], cache: Path,
+           ) -> tuple[float, float, list[str]]:
+    service = OcrService(OcrOptions(workers=workers, cache=False, **options), cache)  # type: ignore[arg-type]
+    try:
+        started, cpu = time.perf_counter(), cpu_seconds()
+        outcome = service.read(pdf, pdf.name, "", "eng")
+        elapsed = time.perf_counter() - started
+    finally:
+        service.close()
+    return elapsed, cpu_seconds() - cpu, [p.text for p in outcome.pages]
+
+
+def speed(args: argparse.Namespace) -> None:
+    sample = make_fax(kind=args.kind, pages=args.pages, resolution=args.resolution,
+                      fmt="pdf", seed=args.seed)
+    twin = make_fax(kind=args.kind, pages=args.pages, resolution=args.resolution,
+                    fmt="tiff", seed=args.seed)
+    truth = "\n".join(sample.page_texts)
+    with tempfile.TemporaryDirectory() as folder:
+        pdf = Path(folder, "fax.pdf")
+        pdf.write_bytes(sample.content)
+        tiffs = split_tiff(twin.content, Path(folder))
+        paths = {k: v for k, v in PATHS.items() if not args.paths or k.split()[0] in args.paths}
+        # (wall s, wall s of the raw run next to it, CER, CPU s, CPU s of that raw run)
+        rows: dict[tuple[str, int], list[tuple[float, float, float, float, float]]] = {}
+        for _ in range(args.rounds):
+            for workers in args.workers:
+                for name, options in paths.items():
+                    base, base_cpu, raw_texts = raw_cli(tiffs, workers)
+                    took, cpu, texts = plugin(pdf, workers, options, Path(folder, "cache"))
+                    rows.setdefault((name, workers), []).append(
+                        (took, base, cer(truth, "\n".join(texts)), cpu, base_cpu))
+                    rows.setdefault(("raw tesseract CLI", workers), []).append(
+                        (base, base, cer(truth, "\n".join(raw_texts)), base_cpu, base_cpu))
+    n = args.pages
+    print(f"\n{n} {args.resolution} {args.kind} pages, {args.rounds} rounds, median of rounds")
+    print(f"{'path':34} {'workers':>7} {'s/page':>7} {'pages/min':>9} {'x raw':>6} "
+          f"{'CPU s/page':>10} {'CPU x raw':>9} {'CER %':>6}")
+    for (name, workers), runs in rows.items():
+        took = statistics.median(r[0] for r in runs)
+        ratio = statistics.median(r[0] / r[1] for r in runs)
+        cpu = statistics.median(r[3] for r in runs)
+        cpu_ratio = statistics.median(r[3] / r[4] for r in runs)
+        print(f"{name:34} {workers:>7} {took / n:7.2f} {60 * n / took:9.1f} {ratio:6.2f} "
+              f"{cpu / n:10.2f} {cpu_ratio:9.2f} {100 * statistics.mean(r[2] for r in runs):6.2f}",
+              flush=True)
+    for name in [*paths, "raw tesseract CLI"]:
+        if (name, 1) in rows and (name, 2) in rows:
+            # scaling within each round, so both runs met the same machine load
+            one = [r[0] for r in rows[(name, 1)]]
+            two = [r[0] for r in rows[(name, 2)]]
+            print(f"{name}: 2 workers give {statistics.median(one) / statistics.median(two):.2f}x"
+                  " the throughput of 1")
+
+
+# --- memory ---------------------------------------------------------------------------------
+
+
+def tree_rss_kb(root: int) -> int:
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            status = Path("/proc", entry, "status").read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        pid = int(entry)
+        children.setdefault(int(fields.get("PPid", "0").strip() or 0), []).append(pid)
+        rss[pid] = int(fields.get("VmRSS", "0 kB").split()[0]) if "VmRSS" in fields else 0
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += rss.get(pid, 0)
+        todo.extend(children.get(pid, []))
+    return total
+
+
+def rss_one(args: argparse.Namespace) -> None:
+    """Child mode: OCR one fax of --pages pages, print peak tree RSS as JSON."""
+    sample = make_fax(kind=args.kind, pages=args.pages, resolution=args.resolution,
+                      fmt="pdf", seed=args.seed)
+    with tempfile.TemporaryDirectory() as folder:
+        pdf = Path(folder, "fax.pdf")
+        pdf.write_bytes(sample.content)
+        del sample
+        peak = 0
+        done = threading.Event()
+
+        def sample_rss() -> None:
+            nonlocal peak
+            while not done.is_set():
+                peak = max(peak, tree_rss_kb(os.getpid()))
+                time.sleep(0.02)
+
+        watcher = threading.Thread(target=sample_rss)
+        start_rss = tree_rss_kb(os.getpid())
+        watcher.start()
+        took, _, texts = plugin(pdf, args.workers[0], PATHS[args.path], Path(folder, "cache"))
+        done.set()
+        watcher.join()
+    print(json.dumps({"pages": args.pages, "peak_kb": peak, "start_kb": start_rss,
+                      "seconds": took, "empty_pages": sum(1 for t in texts if not t)}))
+
+
+def rss(args: argparse.Namespace) -> None:
+    print(f"\npeak RSS of the process tree, {args.path}, {args.workers[0]} workers")
+    print(f"{'pages':>6} {'peak MB':>8} {'x 1-page':>8} {'s/page':>7}")
+    first = None
+    for size in args.sizes:
+        out = subprocess.run([sys.executable, __file__, "rss-one", "--pages", str(size),
+                              "--path", args.path, "--workers", str(args.workers[0]),
+                              "--resolution", args.resolution, "--kind", args.kind],
+                             capture_output=True, text=True, check=True).stdout
+        result = json.loads(out.strip().splitlines()[-1])
+        first = first or result["peak_kb"]
+        print(f"{size:>6} {result['peak_kb'] / 1024:8.1f} {result['peak_kb'] / first:8.2f} "
+              f"{result['seconds'] / size:7.2f}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("mode", choices=["speed", "rss", "rss-one"])
+    parser.add_argument("--pages", type=int, default=6, help="pages per fax (speed)")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--workers", type=lambda s: [int(w) for w in s.split(",")],
+                        default=[1, 2])
+    parser.add_argument("--paths", type=lambda s: s.split(","), default=None,
+                        help="first word of path names to run, e.g. default,tesserocr+extract")
+    parser.add_argument("--path", default="default (pytesseract+pdf2image)",
+                        choices=list(PATHS), help="path for rss")
+    parser.add_argument("--sizes", type=lambda s: [int(n) for n in s.split(",")],
+                        default=[1, 10, 50, 200])
+    parser.add_argument("--resolution", default="fine", choices=["fine", "standard"])
+    parser.add_argument("--kind", default="invoice")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    {"speed": speed, "rss": rss, "rss-one": rss_one}[args.mode](args)
+
+
+if __name__ == "__main__":
+    main()
