@@ -31,9 +31,13 @@ RUN apt-get update \
 WORKDIR /src
 COPY . .
 
+# Builds behind a TLS-inspecting proxy: -v /etc/ssl/certs:/mnt:ro and
+# --build-arg PIP_CA_BUNDLE=/mnt/ca-certificates.crt (the mount leaves nothing in the image).
+ARG PIP_CA_BUNDLE=""
 # psycopg (binary wheel, libpq inside) for the PostgreSQL journal.
 # hadolint ignore=DL3013
-RUN python3 -m venv /opt/faxflow \
+RUN if [ -n "$PIP_CA_BUNDLE" ]; then export PIP_CERT="$PIP_CA_BUNDLE"; fi \
+    && python3 -m venv /opt/faxflow \
     && /opt/faxflow/bin/pip install --no-compile . "psycopg[binary]>=3.1,<4" \
     && /opt/faxflow/bin/faxflow --version
 

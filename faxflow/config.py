@@ -156,23 +156,34 @@ class Config:
 def locate(text: str, path: KeyPath) -> int | None:
     """Best-effort line number (1-based) of a key path in TOML text.
 
-    Understands `[a.b]` and `[[a]]` headers (the n-th `[[a]]` for an int index) and
-    `key = ...` lines; returns the deepest line found, so a missing key points at its table.
+    Understands `[a.b]` and `[[a]]` headers, also nested arrays of tables (`[[rule.route]]`
+    belongs to the latest `[[rule]]`), and `key = ...` lines; returns the deepest line found,
+    so a missing key points at its table.
     """
     if not path:
         return None
     best: int | None = None
     header: KeyPath = ()
-    counts: dict[str, int] = {}
+    counts: dict[KeyPath, int] = {}  # array of tables (with parent indices) -> entries seen
+
+    def resolve(names: list[str]) -> KeyPath:
+        out: KeyPath = ()
+        for name in names:
+            out = (*out, name)
+            if out in counts:  # an array of tables: we are inside its latest entry
+                out = (*out, counts[out] - 1)
+        return out
+
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if line.startswith("[["):
-            name = line[2:].split("]]")[0].strip().strip('"')
-            index = counts.get(name, 0)
-            counts[name] = index + 1
-            header = (*tuple(name.split(".")), index)
+            names = [p.strip().strip('"') for p in line[2:].split("]]")[0].split(".")]
+            array = (*resolve(names[:-1]), names[-1])
+            index = counts.get(array, 0)
+            counts[array] = index + 1
+            header = (*array, index)
         elif line.startswith("["):
-            header = tuple(p.strip().strip('"') for p in line[1:].split("]")[0].split("."))
+            header = resolve([p.strip().strip('"') for p in line[1:].split("]")[0].split(".")])
         elif "=" in line and not line.startswith("#"):
             key = line.split("=", 1)[0].strip().strip('"')
             full = (*header, *key.split("."))

@@ -33,7 +33,7 @@ from faxflow.types import DeliveryResult, Outcome
 
 try:
     import psycopg
-    from psycopg.conninfo import conninfo_to_dict
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
 except ImportError as exc:  # an optional dependency
     raise ImportError("the postgresql journal needs psycopg: "
                       "pip install 'faxflow[postgresql]'") from exc
@@ -155,8 +155,11 @@ class PostgresJournal:
 
     def __init__(self, url: str, connect_timeout: int = 10) -> None:
         self._url = url
-        self._connect_timeout = connect_timeout
-        self._secrets, self.where = _describe(url)
+        self._secrets, self.where, given = _describe(url)
+        # Defaults for what the URL does not say itself.
+        self._defaults = {k: v for k, v in (("application_name", "faxflow"),
+                                             ("connect_timeout", connect_timeout))
+                          if k not in given}
         self._lock = threading.Lock()
         self._conn: Conn | None = None
         self.holds = Holds()
@@ -179,8 +182,7 @@ class PostgresJournal:
 
     def _connect(self) -> Conn:
         try:
-            return psycopg.connect(self._url, autocommit=True, application_name="faxflow",
-                                   connect_timeout=self._connect_timeout)
+            return psycopg.connect(make_conninfo(self._url, **self._defaults), autocommit=True)
         except psycopg.Error as exc:
             raise JournalError(self._scrub(
                 f"cannot connect to the PostgreSQL journal at {self.where}: "
@@ -366,8 +368,9 @@ def _renew(conn: Conn, rows: list[tuple[float, str, str, str]]) -> None:
             "WHERE topic = %s AND fax_id = %s AND owner = %s AND state = 'processing'", rows)
 
 
-def _describe(url: str) -> tuple[list[str], str]:
-    """The password(s) to scrub from messages, and "user@host:port/db" for them."""
+def _describe(url: str) -> tuple[list[str], str, set[str]]:
+    """The password(s) to scrub from messages, "user@host:port/db" for them, and the keys
+    the URL sets."""
     secrets: list[str] = []
     match = re.match(r"^[a-z]+://[^:/@]*:([^@]*)@", url)
     if match and match.group(1):
@@ -375,14 +378,14 @@ def _describe(url: str) -> tuple[list[str], str]:
     try:
         params = conninfo_to_dict(url)
     except psycopg.Error:
-        return secrets, "(an unreadable connection string)"
+        return secrets, "(an unreadable connection string)", set()
     password = params.get("password")
     if password:
         secrets.append(str(password))
     host = params.get("host") or params.get("hostaddr") or "localhost"
     port = params.get("port") or "5432"
     user = f"{params['user']}@" if params.get("user") else ""
-    return secrets, f"{user}{host}:{port}/{params.get('dbname') or ''}"
+    return secrets, f"{user}{host}:{port}/{params.get('dbname') or ''}", set(params)
 
 
 def _scrub_url(text: str) -> str:

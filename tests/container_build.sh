@@ -98,27 +98,17 @@ EOF
 fi
 
 # --- 4. build -----------------------------------------------------------------------------------
-# The host's CA bundle and a pip.conf naming it are mounted for the RUN steps only (they are not
-# in the image): where HTTPS to PyPI passes a proxy with its own CA, pip inside needs it.
-mounts=()
-host_ca=/etc/ssl/certs/ca-certificates.crt
-if [ -s "$host_ca" ]; then
-    pipconf="$cache/pip.conf"
-    mkdir -p "$cache"
-    printf '[global]\ncert = /run/faxflow-ci/ca.crt\n' >"$pipconf"
-    mounts=(-v "$host_ca:/run/faxflow-ci/ca.crt:ro" -v "$pipconf:/etc/pip.conf:ro")
-fi
-# --format docker: OCI image configs have no HEALTHCHECK. --pull=never: FROM is the local base.
-build=(podman build --isolation chroot --pull=never --format docker -f "$dockerfile")
-# Mounts leave their (empty) mount points behind, so only the builder stage gets them; the
-# full build then finds that stage in the layer cache (volumes are not part of the cache key).
-if [ ${#mounts[@]} -gt 0 ] && grep -qiE '^FROM .* AS builder' "$dockerfile"; then
-    step "podman build --target builder (with the host's CA for pip)"
-    "${build[@]}" "${mounts[@]}" --target builder -t "$tag-builder" "$repo" \
-        || { echo "podman build failed" >&2; exit 1; }
+# Where HTTPS to PyPI passes a proxy with its own CA (as here), pip inside needs the host's CA
+# bundle: /etc/ssl/certs is mounted on /mnt (there in every Debian image, so no mount point is
+# left behind) for the RUN steps only, and the Dockerfile's PIP_CA_BUNDLE argument names it.
+extra=()
+if [ -s /etc/ssl/certs/ca-certificates.crt ]; then
+    extra=(-v /etc/ssl/certs:/mnt:ro --build-arg PIP_CA_BUNDLE=/mnt/ca-certificates.crt)
 fi
 step "podman build $(basename "$dockerfile") -> $tag"
-"${build[@]}" -t "$tag" "$repo" || { echo "podman build failed" >&2; exit 1; }
+# --format docker: OCI image configs have no HEALTHCHECK. --pull=never: FROM is the local base.
+podman build --isolation chroot --pull=never --format docker "${extra[@]}" \
+    -f "$dockerfile" -t "$tag" "$repo" || { echo "podman build failed" >&2; exit 1; }
 step "built $tag ($(podman image inspect --format '{{.Size}}' "$tag") bytes)"
 
 [ "$smoke" -eq 1 ] || exit 0

@@ -1,8 +1,9 @@
 """A real PostgreSQL server for the tests: initdb into a temp dir, listening on 127.0.0.1 on a
 free port only, a database and a user with a password; stopped at the end of the session.
 
-The binaries come from Debian's `postgresql` package (/usr/lib/postgresql/<version>/bin). If
-they are missing the tests are skipped, except in CI (CI=true), where they fail.
+The binaries come from Debian's `postgresql` package (/usr/lib/postgresql/<version>/bin), or
+from $FAXFLOW_PG_BINDIR. If they are missing the tests are skipped, except in CI (CI=true),
+where they fail.
 """
 
 from __future__ import annotations
@@ -25,7 +26,11 @@ SUPERUSER = "postgres"
 
 
 def find_bindir() -> Path | None:
-    """The newest /usr/lib/postgresql/*/bin with initdb, else initdb on PATH."""
+    """$FAXFLOW_PG_BINDIR if set, else the newest /usr/lib/postgresql/*/bin with initdb,
+    else initdb on PATH."""
+    chosen = os.environ.get("FAXFLOW_PG_BINDIR")
+    if chosen:
+        return Path(chosen) if (Path(chosen) / "initdb").exists() else None
     versions = []
     for initdb in Path("/usr/lib/postgresql").glob("*/bin/initdb"):
         version = initdb.parent.parent.name

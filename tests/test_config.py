@@ -194,3 +194,12 @@ def test_every_core_option_is_in_the_example_config() -> None:
         assert f"[{section}]" in example
         for f in dc.fields(cls):
             assert re.search(rf"^#?\s*{f.name}(_file)? =", example, re.M), f"{section}.{f.name}"
+
+
+def test_locate_nested_arrays_of_tables() -> None:
+    text = ("[[rule]]\nname = 'a'\n[[rule.route]]\ntype = 'x'\n[[rule.route]]\ntype = 'y'\n"
+            "[[rule]]\nname = 'b'\n[[rule.route]]\ntype = 'z'\n[rule.when]\nto = 1\n")
+    assert locate(text, ("rule", 0, "route", 1, "type")) == 6
+    assert locate(text, ("rule", 1, "route", 0, "type")) == 10
+    assert locate(text, ("rule", 1, "when", "to")) == 12
+    assert locate(text, ("rule", 1, "route", 0, "missing")) == 9

@@ -1,15 +1,13 @@
 """Destination `redmine` over real HTTP.
 
-By default against a local fake Redmine (tests/servers/redmine.py) that answers like
-Redmine's REST API. With FAXFLOW_TEST_REDMINE_URL and FAXFLOW_TEST_REDMINE_KEY set (and
-optionally FAXFLOW_TEST_REDMINE_PROJECT, default "faxflow") the same tests run against that
-real Redmine, reading back through its API; the fault-injection tests need the fake and are
-skipped then.
+Every test runs twice: against a local fake Redmine (tests/servers/redmine.py) that answers
+like Redmine's REST API and can inject faults, and against a real Redmine from Debian's
+packages (tests/servers/redmine_real.py), reading back through its API. The fault-injection
+tests (marked fake_only) need the fake and are skipped against the real one.
 """
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,14 +20,10 @@ from faxflow_tickets import redmine
 from servers import faxes
 from servers.faxes import PDF, make_fax
 from servers.redmine import FakeRedmine
+from servers.redmine_real import real_redmine  # noqa: F401  (session fixture)
 
 from faxflow.app import App
 from faxflow.types import Fax, Outcome, Route
-
-REAL_URL = os.environ.get("FAXFLOW_TEST_REDMINE_URL")
-REAL_KEY = os.environ.get("FAXFLOW_TEST_REDMINE_KEY", "")
-PROJECT = os.environ.get("FAXFLOW_TEST_REDMINE_PROJECT", "faxflow" if REAL_URL else "fax")
-fake_only = pytest.mark.skipif(bool(REAL_URL), reason="needs the fake to inject faults")
 
 
 @dataclass
@@ -37,6 +31,7 @@ class Target:
     url: str
     key: str
     fake: FakeRedmine | None
+    project: str = "fax"
 
     def api(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, headers={"X-Redmine-API-Key": self.key},
@@ -60,14 +55,18 @@ class Target:
                     for a in issue.json()["issue"]["attachments"]}
 
 
-@pytest.fixture
-def target() -> Iterator[Target]:
-    if REAL_URL:
-        yield Target(REAL_URL.rstrip("/"), REAL_KEY, None)
+@pytest.fixture(params=["fake", pytest.param("real", marks=pytest.mark.redmine)])
+def target(request: pytest.FixtureRequest) -> Iterator[Target]:
+    """Each test runs against the fake and against a real Redmine (see redmine_real)."""
+    if request.param == "real":
+        if request.node.get_closest_marker("fake_only"):
+            pytest.skip("needs the fake to inject faults")
+        real = request.getfixturevalue("real_redmine")
+        yield Target(real.url, real.key, None, real.project)
         return
-    fake = FakeRedmine(projects=(PROJECT,))
+    fake = FakeRedmine(projects=("fax",))
     fake.start()
-    yield Target(fake.url, fake.api_key, fake)
+    yield Target(fake.url, fake.api_key, fake, "fax")
     fake.stop()
 
 
@@ -77,16 +76,17 @@ def app_for(target: Target, key: str | None = None) -> App:
     return faxes.make_app({"redmine": redmine}, toml)
 
 
-def unique_fax(tmp_path: Path) -> tuple[Fax, Route, str]:
+def unique_fax(tmp_path: Path, target: Target) -> tuple[Fax, Route, str]:
     """A fax with an id and subject of its own, so runs against a real Redmine never meet."""
     token = uuid.uuid4().hex[:12]
     fax = make_fax(tmp_path / "spool", f"fax-{token}")
-    route = Route("redmine/0", "redmine", {"project": PROJECT, "subject": f"Fax {token}"})
+    route = Route("redmine/0", "redmine", {"project": target.project,
+                                           "subject": f"Fax {token}"})
     return fax, route, token
 
 
 def test_creates_issue_with_attachment(target: Target, tmp_path: Path) -> None:
-    fax, route, token = unique_fax(tmp_path)
+    fax, route, token = unique_fax(tmp_path, target)
     result = app_for(target).deliver(fax, route, uncertain=False)
     assert result is not None and result.outcome is Outcome.DELIVERED, result
     (issue,) = target.issues_with_subject(token)
@@ -96,7 +96,7 @@ def test_creates_issue_with_attachment(target: Target, tmp_path: Path) -> None:
 
 
 def test_redelivery_never_opens_a_second_issue(target: Target, tmp_path: Path) -> None:
-    fax, route, token = unique_fax(tmp_path)
+    fax, route, token = unique_fax(tmp_path, target)
     app = app_for(target)
     first = app.deliver(fax, route, uncertain=False)
     again = app.deliver(fax, route, uncertain=True)
@@ -106,7 +106,7 @@ def test_redelivery_never_opens_a_second_issue(target: Target, tmp_path: Path) -
 
 
 def test_unknown_project_is_permanent(target: Target, tmp_path: Path) -> None:
-    fax, route, _ = unique_fax(tmp_path)
+    fax, route, _ = unique_fax(tmp_path, target)
     route = Route(route.key, "redmine", {**route.options, "project": "no-such-project-x"})
     result = app_for(target).deliver(fax, route, uncertain=False)
     assert result is not None and result.outcome is Outcome.PERMANENT, result
@@ -114,38 +114,38 @@ def test_unknown_project_is_permanent(target: Target, tmp_path: Path) -> None:
 
 
 def test_wrong_key_is_transient(target: Target, tmp_path: Path) -> None:
-    fax, route, _ = unique_fax(tmp_path)
+    fax, route, _ = unique_fax(tmp_path, target)
     result = app_for(target, "not-the-key-0000").deliver(fax, route, uncertain=False)
     assert result is not None and result.outcome is Outcome.TRANSIENT
     assert "401" in result.detail and "not-the-key-0000" not in result.detail
 
 
-@fake_only
+@pytest.mark.fake_only
 def test_lost_create_answer_is_checked_not_resent(target: Target, tmp_path: Path) -> None:
     assert target.fake is not None
     target.fake.fail("POST", r"/issues\.json")
-    fax, route, token = unique_fax(tmp_path)
+    fax, route, token = unique_fax(tmp_path, target)
     result = app_for(target).deliver(fax, route, uncertain=False)
     assert result is not None and result.outcome is Outcome.DELIVERED, result
     assert len(target.issues_with_subject(token)) == 1
     assert target.fake.count("POST", r"/issues\.json") == 1
 
 
-@fake_only
+@pytest.mark.fake_only
 def test_upload_too_large_is_permanent(target: Target, tmp_path: Path) -> None:
     assert target.fake is not None
     target.fake.max_upload = 10
-    fax, route, _ = unique_fax(tmp_path)
+    fax, route, _ = unique_fax(tmp_path, target)
     result = app_for(target).deliver(fax, route, uncertain=False)
     assert result is not None and result.outcome is Outcome.PERMANENT
     assert "maximum allowed file size" in result.detail
 
 
-@fake_only
+@pytest.mark.fake_only
 def test_server_errors_then_success(target: Target, tmp_path: Path) -> None:
     assert target.fake is not None
     target.fake.fail("GET", r"/issues\.json", 502, b"Bad Gateway", times=2)
-    fax, route, token = unique_fax(tmp_path)
+    fax, route, token = unique_fax(tmp_path, target)
     result = app_for(target).deliver(fax, route, uncertain=True)
     assert result is not None and result.outcome is Outcome.DELIVERED
     assert len(target.issues_with_subject(token)) == 1
@@ -157,7 +157,7 @@ def test_check_options() -> None:
         "project: required", "tracker_id: must be an integer or a string"]
 
 
-@fake_only
+@pytest.mark.fake_only
 def test_lookup_that_ignores_the_filter_is_not_trusted(target: Target, tmp_path: Path) -> None:
     """A Redmine (or proxy) that ignored the description filter would answer with any issue:
     only an issue carrying our marker counts as ours."""
@@ -165,7 +165,7 @@ def test_lookup_that_ignores_the_filter_is_not_trusted(target: Target, tmp_path:
     target.fake.fail("GET", r"/issues\.json", 200,
                      {"issues": [{"id": 99, "description": "someone else's"}],
                       "total_count": 1})
-    fax, route, token = unique_fax(tmp_path)
+    fax, route, token = unique_fax(tmp_path, target)
     result = app_for(target).deliver(fax, route, uncertain=True)
     assert result is not None and result.outcome is Outcome.DELIVERED
     assert result.reference != "99"

@@ -9,11 +9,14 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pg_server as pg
 import pytest
-from pg_server import PgServer, pg_server, pg_url  # noqa: F401  (fixtures)
 
 from faxflow.journal import Journal, SQLiteJournal, open_journal
 from faxflow.types import DeliveryResult
+
+pg_server = pg.pg_server  # the fixtures, used by name
+pg_url = pg.pg_url
 
 Opener = Callable[[], Journal]
 
@@ -153,7 +156,7 @@ def _claim_in_process(url: str, owner: str, out: multiprocessing.Queue) -> None:
     j.close()
 
 
-def test_two_processes_never_claim_the_same_fax(pg_url: str) -> None:  # noqa: F811
+def test_two_processes_never_claim_the_same_fax(pg_url: str) -> None:
     open_journal("postgresql", Path("unused"), pg_url).close()  # the schema
     spawn = multiprocessing.get_context("spawn")  # a fresh interpreter, no inherited sockets
     queue: multiprocessing.Queue = spawn.Queue()  # type: ignore[type-arg]
@@ -168,7 +171,7 @@ def test_two_processes_never_claim_the_same_fax(pg_url: str) -> None:  # noqa: F
     assert won[0] | won[1] == {str(i) for i in range(200)}
 
 
-def test_threads_sharing_one_journal_never_claim_the_same_fax(pg_url: str) -> None:  # noqa: F811
+def test_threads_sharing_one_journal_never_claim_the_same_fax(pg_url: str) -> None:
     j = open_journal("postgresql", Path("unused"), pg_url)
     won: list[set[str]] = [set() for _ in range(4)]
 
@@ -185,7 +188,7 @@ def test_threads_sharing_one_journal_never_claim_the_same_fax(pg_url: str) -> No
     assert set().union(*won) == {str(i) for i in range(200)}
 
 
-def test_same_worker_two_threads_one_fax(pg_url: str) -> None:  # noqa: F811
+def test_same_worker_two_threads_one_fax(pg_url: str) -> None:
     """Retarus may hand a fax out again to the same worker while one of its threads is still
     on it: the worker id is the same, yet the second thread must not take it."""
     j = open_journal("postgresql", Path("unused"), pg_url)
@@ -203,7 +206,7 @@ def test_same_worker_two_threads_one_fax(pg_url: str) -> None:  # noqa: F811
     j.close()
 
 
-def test_a_live_owner_keeps_its_hold(pg_url: str) -> None:  # noqa: F811
+def test_a_live_owner_keeps_its_hold(pg_url: str) -> None:
     """A slow delivery is not taken over: the hold is renewed while the owner is on it."""
     a = open_journal("postgresql", Path("unused"), pg_url)
     b = open_journal("postgresql", Path("unused"), pg_url)
@@ -223,7 +226,7 @@ def test_a_live_owner_keeps_its_hold(pg_url: str) -> None:  # noqa: F811
 
 
 def test_schema_version_is_recorded_and_a_newer_one_refused(
-        pg_server: PgServer, pg_url: str) -> None:  # noqa: F811
+        pg_server: pg.PgServer, pg_url: str) -> None:
     from faxflow.journal_pg import SCHEMA_VERSION, JournalError
 
     open_journal("postgresql", Path("unused"), pg_url).close()
@@ -235,7 +238,8 @@ def test_schema_version_is_recorded_and_a_newer_one_refused(
         open_journal("postgresql", Path("unused"), pg_url)
 
 
-def test_reconnects_after_a_server_restart(pg_server: PgServer, pg_url: str) -> None:  # noqa: F811
+def test_reconnects_after_a_server_restart(pg_server: pg.PgServer, pg_url: str,
+                                           caplog: pytest.LogCaptureFixture) -> None:
     j = open_journal("postgresql", Path("unused"), pg_url)
     j.claim("t", "1", "w", 60)
     j.route_started("t", "1", "r/0")
@@ -247,9 +251,23 @@ def test_reconnects_after_a_server_restart(pg_server: PgServer, pg_url: str) -> 
     assert j.pending_acks() == {"t": ["1"]}
     assert j.routes("t", "1")["r/0"].state == "delivered"
     j.close()
+    assert "journal connection to faxflow@127.0.0.1" in caplog.text  # said, without secrets
+    assert pg_server.password not in caplog.text
 
 
-def test_a_server_that_stays_down_is_a_clear_error(pg_server: PgServer, pg_url: str) -> None:  # noqa: F811
+def test_a_killed_connection_is_replaced_for_a_claim(pg_server: pg.PgServer,
+                                                      pg_url: str) -> None:
+    j = open_journal("postgresql", Path("unused"), pg_url)
+    assert j.claim("t", "1", "w", 60) is not None
+    pg_server.admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE application_name = 'faxflow' AND usename = 'faxflow'")
+    second = j.claim("t", "2", "w", 60)
+    assert second is not None and second.attempts == 1
+    assert j.counts() == {"processing": 2}
+    j.close()
+
+
+def test_a_server_that_stays_down_is_a_clear_error(pg_server: pg.PgServer, pg_url: str) -> None:
     from faxflow.journal_pg import JournalError, PostgresJournal
 
     j = PostgresJournal(pg_url)
@@ -268,7 +286,7 @@ def test_a_server_that_stays_down_is_a_clear_error(pg_server: PgServer, pg_url: 
     j.close()
 
 
-def test_password_never_in_errors(pg_server: PgServer, pg_url: str,  # noqa: F811
+def test_password_never_in_errors(pg_server: pg.PgServer, pg_url: str,
                                   caplog: pytest.LogCaptureFixture) -> None:
     from faxflow.journal_pg import JournalError, PostgresJournal
 

@@ -15,13 +15,16 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
+import pg_server as pg
 import pytest
-from pg_server import PgServer, pg_server, pg_url  # noqa: F401  (fixtures)
 from test_core_e2e import PLUGINS, add_faxes, delivered, wait_for
 
 from faxflow.journal import open_journal
 from faxflow.paths import safe_name
 from faxflow.simulator import Simulator, SimulatorServer
+
+pg_server = pg.pg_server  # the fixtures, used by name
+pg_url = pg.pg_url
 
 WORKERS = 3
 FAXES = 300
@@ -81,7 +84,7 @@ def sim() -> Iterator[SimulatorServer]:
 
 
 def test_three_workers_share_one_postgresql_journal(
-        sim: SimulatorServer, pg_url: str, tmp_path: Path) -> None:  # noqa: F811
+        sim: SimulatorServer, pg_url: str, tmp_path: Path) -> None:
     plugins = tmp_path / "plugins"
     plugins.mkdir()
     shutil.copy(PLUGINS / "testdir.py", plugins / "testdir.py")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tomllib
 from datetime import UTC
 from pathlib import Path
 
@@ -168,11 +167,7 @@ def test_configure_refuses_invalid_rules_with_the_messages() -> None:
 
 
 def example_path() -> Path:
-    """The repo's rules.example.toml once it has rules, else this plugin's proposal."""
-    root = ROOT / "rules.example.toml"
-    if root.exists() and "rule" in tomllib.loads(root.read_text(encoding="utf-8")):
-        return root
-    return ROOT / "docs" / "rules.example.proposed.toml"
+    return ROOT / "rules.example.toml"
 
 
 def example_app() -> App:

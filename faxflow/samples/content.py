@@ -181,8 +181,17 @@ def money(value: float) -> str:
     return f"{value:,.2f}"
 
 
+MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August",
+          "September", "October", "November", "December"]
+
+
 def fmt_date(day: date, style: int) -> str:
-    return (day.strftime("%d.%m.%Y"), day.strftime("%Y-%m-%d"), day.strftime("%d %B %Y"))[style]
+    # Month names spelled out here: strftime("%B") would follow the process locale.
+    if style == 0:
+        return f"{day:%d.%m.%Y}"
+    if style == 1:
+        return f"{day:%Y-%m-%d}"
+    return f"{day.day:02d} {MONTHS[day.month - 1]} {day.year}"
 
 
 def _phone(rng: random.Random, company: tuple[str, ...]) -> tuple[str, str]:
@@ -209,8 +218,20 @@ def _paragraph(text: str, family: str, space_before: float = 0.5) -> list[Line]:
             for i, part in enumerate(wrap(text, family))]
 
 
-def _sentences(rng: random.Random, pool: list[str], low: int, high: int) -> str:
-    return " ".join(rng.sample(pool, rng.randint(low, high)))
+def _deck(rng: random.Random, pool: list[str]) -> Callable[[int, int], str]:
+    """Paragraphs of low..high sentences, dealt from a shuffled deck so that
+    sentences do not repeat until the pool is used up."""
+    cards: list[str] = []
+
+    def deal(low: int, high: int) -> str:
+        picked: list[str] = []
+        for _ in range(rng.randint(low, high)):
+            if not cards:
+                cards.extend(rng.sample(pool, len(pool)))
+            picked.append(cards.pop())
+        return " ".join(picked)
+
+    return deal
 
 
 class _Common:
@@ -396,8 +417,10 @@ def plan_letter(rng: random.Random) -> Plan:
              text_line(subject, "title", space_before=1.0),
              text_line(f"Dear {c.addressee},", space_before=0.6)]
 
+    sentences = _deck(rng, LETTER_SENTENCES)
+
     def unit() -> Unit:
-        return Unit(_paragraph(_sentences(rng, LETTER_SENTENCES, 2, 4), c.family))
+        return Unit(_paragraph(sentences(2, 4), c.family))
 
     return Plan(c.family, c.sender[0], c.fax, c.sent,
                 {"subject": subject, "reference": reference, "date": c.date}, first,
@@ -438,6 +461,7 @@ def plan_referral(rng: random.Random) -> Plan:
 
     sections = rng.sample(SECTIONS, len(SECTIONS))
     next_section = _counter()
+    sentences = _deck(rng, CLINICAL_SENTENCES)
 
     def unit() -> Unit:
         choice = rng.random()
@@ -452,8 +476,7 @@ def plan_referral(rng: random.Random) -> Plan:
                 lines.append(row([name, value, unit_name, f"ref. {ref}"], "lab"))
             return Unit(lines)
         heading = text_line(sections[next_section() % len(sections)], "bold", space_before=0.6)
-        return Unit([heading, *_paragraph(_sentences(rng, CLINICAL_SENTENCES, 2, 4),
-                                          c.family, 0.0)])
+        return Unit([heading, *_paragraph(sentences(2, 4), c.family, 0.0)])
 
     def closing(_: float) -> list[Line]:
         return [text_line("Please send your report to our practice by fax.", space_before=0.8),

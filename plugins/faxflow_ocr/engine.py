@@ -175,13 +175,12 @@ class TesserocrEngine(_Counter):
 
     def ocr(self, image: Image.Image, languages: str, psm: int, dpi: int, timeout: float,
             want_pdf: bool = False) -> OcrResult:
-        import tesserocr  # type: ignore[import-untyped]
 
         if want_pdf:
             raise ValueError("tesserocr engine cannot write searchable PDFs")
         self.count()
         with self._api(languages) as api:
-            api.SetPageSegMode(tesserocr.PSM(psm))
+            api.SetPageSegMode(psm)
             api.SetImage(image)
             api.SetSourceResolution(dpi)
             if not api.Recognize(timeout=max(1, round(timeout * 1000))):

@@ -118,7 +118,7 @@ def _extract_fax_image(path: Path, page: PageInfo, options: OcrOptions) -> PageI
     try:
         with pikepdf.open(path) as pdf:
             pdf_page = pdf.pages[page.number - 1]
-            streams = list(pdf_page.images.values())
+            streams = list(pdf_page.get_images().values())
             if len(streams) != 1:
                 return None
             picture = pikepdf.PdfImage(streams[0])  # type: ignore[arg-type]
