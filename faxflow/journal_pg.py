@@ -1,16 +1,18 @@
 """The journal on PostgreSQL: one record of what was delivered, shared by several workers on
-several machines. Same semantics as `faxflow.journal.SQLiteJournal`; see docs/journal.md.
+several machines. Same semantics as `faxflow.journal.SQLiteJournal`, plus hold renewal (below);
+see docs/journal.md.
 
-- One connection behind a lock: the worker's threads make a handful of short statements per
-  fax, next to seconds of OCR and delivery, so a pool would buy nothing (bench figures in
-  docs/journal.md).
+- One connection behind a lock: the worker's threads make six short statements per fax, next
+  to seconds of OCR and delivery. A pool is faster only far beyond what one worker can
+  process, and costs the server more connections (figures in docs/journal.md).
 - Times come from the database's clock (``now()``), so workers with skewed clocks agree on
   when a hold expires.
 - A claim is one ``INSERT ... ON CONFLICT ... DO UPDATE ... WHERE`` statement: PostgreSQL
   locks the row, so of two workers claiming the same fax exactly one wins.
 - A hold is renewed while its worker is still on the fax (a background thread), so a slow
   delivery is not taken over by a second worker; a worker that died stops renewing, and its
-  faxes are free once the hold runs out.
+  faxes are free once the hold runs out. A fax handed out again to the same worker while
+  one of its threads is on it is refused to the second thread (`Holds`).
 - An operation that fails because the connection broke (server restart, network) is retried
   once on a fresh connection. Every statement is safe to repeat (at worst an attempt is
   counted twice), so a decision is never lost to a reconnect.

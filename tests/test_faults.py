@@ -54,7 +54,12 @@ def test_retarus_down_for_a_while_then_back(sim: SimulatorServer,  # noqa: F811
     import time
 
     def heal() -> None:
-        time.sleep(3)
+        # Heal once the worker has given up on a pull (after the client's own retries).
+        deadline = time.monotonic() + 120
+        while "pull from topic abc123 failed" not in caplog.text:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
         set_faults(sim)
 
     threading.Thread(target=heal, daemon=True).start()

@@ -94,6 +94,7 @@ def test_clean_fine_pdf_through_the_hooks_is_cached_and_searchable(tmp_path: Pat
         app.shutdown()
 
 
+@pytest.mark.slow
 def test_standard_resolution_tiff_gets_square_pixels(tmp_path: Path) -> None:
     sample = make_fax(kind="invoice", pages=2, resolution="standard", fmt="tiff", seed=3)
     ocr = service(tmp_path, cache=False)
@@ -118,6 +119,7 @@ def test_noisy_page_is_despeckled(tmp_path: Path) -> None:
     assert document_cer(sample.page_texts, outcome.pages) < 0.02
 
 
+@pytest.mark.slow
 def test_upside_down_page_is_turned_and_read(tmp_path: Path) -> None:
     sample = make_fax(kind="letter", pages=1, resolution="fine", fmt="tiff",
                       upside_down_pages=(1,), seed=4)
@@ -141,6 +143,47 @@ def test_fast_path_tesserocr_on_the_extracted_fax_image(tmp_path: Path) -> None:
     assert ocr.engine.calls == 1
     assert outcome.pages[0].confidence is not None
     assert document_cer(sample.page_texts, outcome.pages) < 0.015
+
+
+def test_faxes_in_flight_share_one_pool(tmp_path: Path) -> None:
+    """Two faxes read at once from two threads never run more tesseracts than workers."""
+    import threading
+
+    ocr = service(tmp_path, workers=1, cache=False)
+    running, peak, lock = 0, 0, threading.Lock()
+    real_ocr = ocr.engine.ocr
+
+    def counting_ocr(*args: object, **kwargs: object) -> object:  # the real engine, counted
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        try:
+            return real_ocr(*args, **kwargs)  # type: ignore[arg-type]
+        finally:
+            with lock:
+                running -= 1
+
+    ocr.engine.ocr = counting_ocr  # type: ignore[method-assign,assignment]
+    samples = [make_fax(kind="order", pages=1, resolution="standard", fmt="pdf", seed=s)
+               for s in (7, 8)]
+    paths = [write(tmp_path, f"{i}.pdf", s.content).path for i, s in enumerate(samples)]
+    results: list[list[PageText]] = [[], []]
+
+    def read(i: int) -> None:
+        results[i] = ocr.read(paths[i], paths[i].name, "", "eng").pages
+
+    threads = [threading.Thread(target=read, args=(i,)) for i in range(2)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        ocr.close()
+    assert peak == 1
+    for sample, pages in zip(samples, results, strict=True):
+        assert document_cer(sample.page_texts, pages) < 0.03  # read, not garbage
 
 
 # --- limits ---------------------------------------------------------------------------------

@@ -1,0 +1,184 @@
+"""The container: Dockerfile lint, a real podman build with a smoke run inside the image, and
+compose.yaml agreeing with the config it mounts.
+
+The build needs root, podman, buildah and debootstrap (tests/container_build.sh installs the
+missing ones) and Debian's and PyPI's package servers; no Docker engine. First build on a
+fresh machine takes about 5 minutes, a re-run about 1-2 minutes. Skip locally with
+`pytest -m "not container"`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml  # type: ignore[import-untyped]
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "tests" / "container_build.sh"
+DOCKERFILE = ROOT / "Dockerfile"
+TAG = "localhost/faxflow:test"
+IMAGE_DIRS = ["/var/lib/faxflow/journal", "/var/lib/faxflow/spool",
+              "/var/lib/faxflow/quarantine", "/var/lib/faxflow/out"]
+
+
+def script(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PATH": f"{ROOT / '.venv' / 'bin'}:{os.environ.get('PATH', '')}"}
+    return subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True,
+                          timeout=timeout, env=env, cwd=ROOT)
+
+
+def broken_copy(tmp_path: Path, old: str, new: str) -> Path:
+    text = DOCKERFILE.read_text()
+    assert old in text, f"the Dockerfile no longer contains {old!r}; update this test"
+    broken = tmp_path / "Dockerfile"
+    broken.write_text(text.replace(old, new, 1))
+    return broken
+
+
+# --- lint and build (podman) -------------------------------------------------------------------
+
+
+@pytest.mark.container
+def test_dockerfile_passes_hadolint() -> None:
+    result = script("--lint-only")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.container
+def test_lint_rejects_an_apt_install_without_yes_and_no_recommends(tmp_path: Path) -> None:
+    good = "apt-get install -y --no-install-recommends python3 python3-venv"
+    broken = broken_copy(tmp_path, good, "apt-get install python3 python3-venv")
+    result = script("--lint-only", "-f", str(broken))
+    assert result.returncode == 1
+    assert "DL3014" in result.stdout and "DL3015" in result.stdout, result.stdout
+
+
+@pytest.mark.container
+def test_image_builds_and_runs() -> None:
+    """Build the real Dockerfile, then inside the image: faxflow --version through the
+    entrypoint, tesseract eng+deu, psycopg, `faxflow demo`, and a worker that OCRs and files
+    three faxes from the simulator, passes the image's HEALTHCHECK and stops 0 on SIGTERM."""
+    result = script("-t", TAG)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-6000:]
+    assert "container OK" in result.stdout
+    assert "Traceback" not in output
+
+    config = inspect(TAG)
+    assert config["User"] == "10001:10001"
+    assert config["Entrypoint"] == ["/usr/bin/tini", "--", "/usr/local/bin/faxflow-entrypoint"]
+    assert config["Cmd"] == ["run", "-c", "/etc/faxflow/faxflow.toml"]
+    assert sorted(config["Volumes"]) == sorted(IMAGE_DIRS)
+    assert "OMP_THREAD_LIMIT=1" in config["Env"]
+    assert config["Healthcheck"]["Test"][0] == "CMD"
+    assert config["Labels"]["org.opencontainers.image.title"] == "faxflow"
+
+
+@pytest.mark.container
+def test_a_failing_run_step_fails_the_build(tmp_path: Path) -> None:
+    """Cheap: the bad step comes right after the first FROM, so podman stops within seconds
+    (the base image is already there or cached after the build test)."""
+    broken = broken_copy(tmp_path, "FROM debian:bookworm-slim AS builder\n",
+                         "FROM debian:bookworm-slim AS builder\nRUN exit 3\n")
+    result = script("--no-smoke", "-f", str(broken), "-t", "localhost/faxflow:broken")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "podman build failed" in result.stderr
+
+
+def inspect(tag: str) -> dict[str, Any]:
+    podman = shutil.which("podman")
+    assert podman, "podman is installed by container_build.sh"
+    out = subprocess.run([podman, "image", "inspect", tag], capture_output=True, text=True,
+                         check=True).stdout
+    config: dict[str, Any] = json.loads(out)[0]["Config"]
+    return config
+
+
+# --- compose.yaml and docker/faxflow.toml (no container needed) -------------------------------
+
+
+def compose() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    return data
+
+
+def worker_env() -> dict[str, str]:
+    """The worker's environment as compose gives it (defaults of ${X:-default} applied)."""
+    env = compose()["services"]["worker"]["environment"]
+    return {k: re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", str(v)) for k, v in env.items()}
+
+
+def test_compose_runs_three_workers_on_a_postgresql_journal() -> None:
+    services = compose()["services"]
+    worker = services["worker"]
+    assert worker["deploy"]["replicas"] == 3
+    assert "postgres" in services
+    assert worker["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert all("healthcheck" in s for s in services.values())
+    config = tomllib.loads((ROOT / "docker" / "faxflow.toml").read_text())
+    assert config["journal"] == {"backend": "postgresql", "url": "${FAXFLOW_PG_URL}"}
+    # docker stops a container this long after SIGTERM: longer than faxflow's own grace.
+    stop = int(worker["stop_grace_period"].removesuffix("s"))
+    assert stop > config["worker"]["grace_period"]
+
+
+def test_every_variable_the_config_uses_is_given_by_compose() -> None:
+    values = json.dumps(tomllib.loads((ROOT / "docker" / "faxflow.toml").read_text()))
+    used = set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", values))
+    assert used, "the config takes its secrets from ${VARIABLES}"
+    env = worker_env()
+    missing = {name for name in used if name not in env and f"{name}_FILE" not in env}
+    assert not missing
+    secrets = compose()["secrets"]
+    for name, value in env.items():
+        if name.endswith("_FILE"):
+            secret = value.removeprefix("/run/secrets/")
+            assert secret in secrets and secret in compose()["services"]["worker"]["secrets"]
+
+
+def test_the_compose_config_passes_faxflow_check(tmp_path: Path) -> None:
+    """The mounted config with the compose environment, secrets read from the demo files the
+    way docker/entrypoint.sh reads them."""
+    env = {**os.environ, **worker_env()}
+    for name in [n for n in env if n.endswith("_FILE") and n in worker_env()]:
+        secret = Path(env.pop(name)).name
+        demo = ROOT / "docker" / "demo-secrets" / secret
+        env[name.removesuffix("_FILE")] = demo.read_text().rstrip("\n")
+    result = subprocess.run([str(ROOT / ".venv" / "bin" / "faxflow"), "check", "-c",
+                             str(ROOT / "docker" / "faxflow.toml")],
+                            capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_entrypoint_turns_secret_files_into_variables(tmp_path: Path) -> None:
+    """docker/entrypoint.sh with a stand-in `faxflow` that prints its environment."""
+    (tmp_path / "faxflow").write_text('#!/bin/sh\necho "args=$*"\nenv\n')
+    (tmp_path / "faxflow").chmod(0o755)
+    secret = tmp_path / "password"
+    secret.write_text("s3cret value\n")
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin", "RETARUS_PASSWORD_FILE": str(secret)}
+    entry = str(ROOT / "docker" / "entrypoint.sh")
+    result = subprocess.run(["sh", entry, "run", "-c", "x.toml"], capture_output=True,
+                            text=True, env=env, timeout=30)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "args=run -c x.toml" in lines
+    assert "RETARUS_PASSWORD=s3cret value" in lines
+    assert not any(line.startswith("RETARUS_PASSWORD_FILE=") for line in lines)
+
+    both = subprocess.run(["sh", entry], capture_output=True, text=True, timeout=30,
+                          env={**env, "RETARUS_PASSWORD": "x"})
+    assert both.returncode == 2 and "set only one" in both.stderr
+    missing = subprocess.run(["sh", entry], capture_output=True, text=True, timeout=30,
+                             env={**env, "RETARUS_PASSWORD_FILE": str(tmp_path / "nope")})
+    assert missing.returncode == 2 and "cannot read" in missing.stderr
+    assert "s3cret" not in both.stderr + missing.stderr
