@@ -1,6 +1,7 @@
 """OCR benchmark: the plugin's paths next to the raw tesseract CLI on the same pages.
 
     .venv/bin/python bench/ocr.py speed --pages 6 --rounds 2      # s/page, pages/min, CER
+    .venv/bin/python bench/ocr.py cer                             # CER by condition
     .venv/bin/python bench/ocr.py rss --sizes 1,10,50,200         # peak RSS per fax size
 
 speed: for every path and 1 / 2 workers, runs are interleaved with raw `tesseract page.tif -
@@ -127,6 +128,37 @@ def speed(args: argparse.Namespace) -> None:
                   " the throughput of 1")
 
 
+def accuracy(args: argparse.Namespace) -> None:
+    """CER of one path and of the raw CLI per condition, one page per kind."""
+    print(f"\nCER % ({args.path} vs raw CLI on the same page), one page per kind: "
+          f"{', '.join(args.kinds)}")
+    print(f"{'condition':18} {'plugin':>7} {'raw CLI':>8}  per kind (plugin)")
+    conditions = [("fine", False), ("standard", False), ("fine", True), ("standard", True)]
+    with tempfile.TemporaryDirectory() as folder:
+        for resolution, noisy in conditions:
+            totals = [0.0, 0.0, 0]
+            per_kind = []
+            for kind in args.kinds:
+                common = {"kind": kind, "pages": 1, "resolution": resolution, "noisy": noisy,
+                          "seed": args.seed}
+                sample = make_fax(fmt="pdf", **common)  # type: ignore[arg-type]
+                twin = make_fax(fmt="tiff", **common)  # type: ignore[arg-type]
+                pdf = Path(folder, "fax.pdf")
+                pdf.write_bytes(sample.content)
+                _, _, texts = plugin(pdf, 1, PATHS[args.path], Path(folder, "cache"))
+                _, _, raw = raw_cli(split_tiff(twin.content, Path(folder)), 1)
+                truth = sample.page_texts[0]
+                mine, base = cer(truth, texts[0]), cer(truth, raw[0])
+                totals[0] += mine * len(truth)
+                totals[1] += base * len(truth)
+                totals[2] += len(truth)
+                per_kind.append(f"{100 * mine:.2f}")
+            label = f"{'noisy' if noisy else 'clean'} {resolution}"
+            mine_all, base_all = (100 * t / totals[2] for t in totals[:2])
+            print(f"{label:18} {mine_all:7.2f} {base_all:8.2f}  {' '.join(per_kind)}",
+                  flush=True)
+
+
 # --- memory ---------------------------------------------------------------------------------
 
 
@@ -197,7 +229,7 @@ def rss(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mode", choices=["speed", "rss", "rss-one"])
+    parser.add_argument("mode", choices=["speed", "cer", "rss", "rss-one"])
     parser.add_argument("--pages", type=int, default=6, help="pages per fax (speed)")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--workers", type=lambda s: [int(w) for w in s.split(",")],
@@ -211,8 +243,10 @@ def main() -> None:
     parser.add_argument("--resolution", default="fine", choices=["fine", "standard"])
     parser.add_argument("--kind", default="invoice")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--kinds", type=lambda s: s.split(","),
+                        default=["invoice", "letter", "order", "referral", "delivery_note"])
     args = parser.parse_args()
-    {"speed": speed, "rss": rss, "rss-one": rss_one}[args.mode](args)
+    {"speed": speed, "cer": accuracy, "rss": rss, "rss-one": rss_one}[args.mode](args)
 
 
 if __name__ == "__main__":

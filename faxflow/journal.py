@@ -14,6 +14,7 @@ several workers on several machines.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import time
@@ -22,6 +23,8 @@ from pathlib import Path
 from typing import Protocol
 
 from faxflow.types import DeliveryResult, Outcome
+
+log = logging.getLogger("faxflow.journal")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS fax (
@@ -105,6 +108,59 @@ class Journal(Protocol):
     def close(self) -> None: ...
 
 
+@dataclass
+class Hold:
+    owner: str
+    hold: float
+    thread: threading.Thread
+    since: float  # time.monotonic() of the claim
+
+
+class Holds:
+    """The faxes this process claimed and is still working on, by the claiming thread.
+
+    The journal renews these holds, so a slow fax is not taken over by another worker, and
+    refuses a second thread of this process the fax (the owner name is the same, so only the
+    process can tell). A thread works on one fax at a time: its next claim, its end, or
+    `max_renew` seconds let the previous one go. Backend-neutral: SQLite could use it too.
+    """
+
+    def __init__(self, max_renew: float = 3600.0) -> None:
+        self.max_renew = max_renew
+        self._lock = threading.Lock()
+        self._held: dict[tuple[str, str], Hold] = {}
+
+    def held_elsewhere(self, key: tuple[str, str]) -> bool:
+        with self._lock:
+            h = self._held.get(key)
+            return (h is not None and h.thread is not threading.current_thread()
+                    and h.thread.is_alive())
+
+    def taken(self, key: tuple[str, str], owner: str, hold: float) -> None:
+        me = threading.current_thread()
+        with self._lock:
+            for k in [k for k, h in self._held.items() if h.thread is me]:
+                del self._held[k]
+            self._held[key] = Hold(owner, hold, me, time.monotonic())
+
+    def released(self, key: tuple[str, str]) -> None:
+        with self._lock:
+            self._held.pop(key, None)
+
+    def due(self) -> list[tuple[tuple[str, str], Hold]]:
+        """The holds to renew now (dropping those whose thread ended or took too long)."""
+        now = time.monotonic()
+        with self._lock:
+            for key, h in list(self._held.items()):
+                if not h.thread.is_alive() or now - h.since > self.max_renew:
+                    del self._held[key]
+            return [(k, h) for k, h in self._held.items() if h.hold > 0]
+
+    def interval(self) -> float:
+        """Renew three times per hold period (of the shortest hold)."""
+        return max(0.2, min((h.hold for _, h in self.due()), default=3.0) / 3)
+
+
 class SQLiteJournal:
     """The journal in one SQLite file (WAL), safe for threads and for processes on one host."""
 
@@ -119,12 +175,41 @@ class SQLiteJournal:
         # FULL: a decision or delivery recorded must survive even a power cut.
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
+        self.holds = Holds()
+        self._stop = threading.Event()
+        self._renewer = threading.Thread(target=self._renew_loop, daemon=True,
+                                         name="journal-renew")
+        self._renewer.start()
+
+    def _renew_loop(self) -> None:
+        """Keep the holds of faxes still being worked on, so a slow delivery is not taken
+        over by another worker when its first hold runs out."""
+        while not self._stop.wait(self.holds.interval()):
+            now = time.time()
+            rows = [(now + h.hold, t, f, h.owner) for (t, f), h in self.holds.due()]
+            if not rows:
+                continue
+            try:
+                with self._lock:
+                    self._db.executemany(
+                        "UPDATE fax SET owner_until=? WHERE topic=? AND fax_id=? AND owner=? "
+                        "AND state='processing'", rows)
+            except sqlite3.Error as exc:  # the next round tries again
+                log.warning("renewing fax holds failed: %s", exc)
 
     def _write(self, sql: str, *args: object) -> None:
         with self._lock:
             self._db.execute(sql, args)
 
     def claim(self, topic: str, fax_id: str, owner: str, hold: float) -> FaxRecord | None:
+        if self.holds.held_elsewhere((topic, fax_id)):
+            return None  # another thread of this process is still on it
+        record = self._claim(topic, fax_id, owner, hold)
+        if record is not None and record.state == "processing":
+            self.holds.taken((topic, fax_id), owner, hold)
+        return record
+
+    def _claim(self, topic: str, fax_id: str, owner: str, hold: float) -> FaxRecord | None:
         now = time.time()
         with self._lock:
             db = self._db
@@ -192,10 +277,13 @@ class SQLiteJournal:
 
     def decide(self, topic: str, fax_id: str, state: str, reason: str) -> None:
         verdict = state if state in ("ack", "quarantine") else None
-        self._write(
-            "UPDATE fax SET state=?, verdict=COALESCE(?, verdict), reason=?, owner=NULL, "
-            "owner_until=NULL, updated=? WHERE topic=? AND fax_id=?",
-            state, verdict, reason, time.time(), topic, fax_id)
+        try:
+            self._write(
+                "UPDATE fax SET state=?, verdict=COALESCE(?, verdict), reason=?, owner=NULL, "
+                "owner_until=NULL, updated=? WHERE topic=? AND fax_id=?",
+                state, verdict, reason, time.time(), topic, fax_id)
+        finally:  # the attempt is over either way: stop renewing its hold
+            self.holds.released((topic, fax_id))
 
     def acknowledged(self, topic: str, ids: list[str]) -> None:
         now = time.time()
@@ -233,6 +321,7 @@ class SQLiteJournal:
             return False
 
     def close(self) -> None:
+        self._stop.set()
         with self._lock:
             self._db.close()
 

@@ -25,12 +25,11 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 
 from faxflow.errors import FaxflowError
-from faxflow.journal import FaxRecord, RouteRecord
+from faxflow.journal import FaxRecord, Holds, RouteRecord
 from faxflow.types import DeliveryResult, Outcome
 
 try:
@@ -95,59 +94,6 @@ RETURNING attempts, state, verdict, reason
 
 class JournalError(FaxflowError):
     """The PostgreSQL journal failed; the message names the server, never the password."""
-
-
-@dataclass
-class Hold:
-    owner: str
-    hold: float
-    thread: threading.Thread
-    since: float  # time.monotonic() of the claim
-
-
-class Holds:
-    """The faxes this process claimed and is still working on, by the claiming thread.
-
-    The journal renews these holds, so a slow fax is not taken over by another worker, and
-    refuses a second thread of this process the fax (the owner name is the same, so only the
-    process can tell). A thread works on one fax at a time: its next claim, its end, or
-    `max_renew` seconds let the previous one go. Backend-neutral: SQLite could use it too.
-    """
-
-    def __init__(self, max_renew: float = 3600.0) -> None:
-        self.max_renew = max_renew
-        self._lock = threading.Lock()
-        self._held: dict[tuple[str, str], Hold] = {}
-
-    def held_elsewhere(self, key: tuple[str, str]) -> bool:
-        with self._lock:
-            h = self._held.get(key)
-            return (h is not None and h.thread is not threading.current_thread()
-                    and h.thread.is_alive())
-
-    def taken(self, key: tuple[str, str], owner: str, hold: float) -> None:
-        me = threading.current_thread()
-        with self._lock:
-            for k in [k for k, h in self._held.items() if h.thread is me]:
-                del self._held[k]
-            self._held[key] = Hold(owner, hold, me, time.monotonic())
-
-    def released(self, key: tuple[str, str]) -> None:
-        with self._lock:
-            self._held.pop(key, None)
-
-    def due(self) -> list[tuple[tuple[str, str], Hold]]:
-        """The holds to renew now (dropping those whose thread ended or took too long)."""
-        now = time.monotonic()
-        with self._lock:
-            for key, h in list(self._held.items()):
-                if not h.thread.is_alive() or now - h.since > self.max_renew:
-                    del self._held[key]
-            return [(k, h) for k, h in self._held.items() if h.hold > 0]
-
-    def interval(self) -> float:
-        """Renew three times per hold period (of the shortest hold)."""
-        return max(0.2, min((h.hold for _, h in self.due()), default=3.0) / 3)
 
 
 class PostgresJournal:

@@ -88,6 +88,19 @@ Suites: bookworm-security
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 EOF
+        # And like its "slim" variant: no docs (but copyrights), man pages or translations.
+        cat >"$root/etc/dpkg/dpkg.cfg.d/docker-slim" <<EOF
+path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/man/*
+path-exclude /usr/share/groff/*
+path-exclude /usr/share/info/*
+path-exclude /usr/share/lintian/*
+path-exclude /usr/share/linda/*
+path-exclude /usr/share/locale/*
+EOF
+        find "$root/usr/share/doc" -mindepth 2 ! -name copyright ! -type d -delete
+        rm -rf "$root"/usr/share/{man,groff,info,lintian,linda,locale}/*
         rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
         tar -C "$root" -cf "$tarball.tmp" . && mv "$tarball.tmp" "$tarball"
         rm -rf "$root"

@@ -217,6 +217,33 @@ def test_pixel_limit_is_checked_before_decoding(tmp_path: Path, fmt: str) -> Non
                                       "(max_pixels is 1000000)")
 
 
+def test_small_page_with_a_huge_image_is_not_rendered(tmp_path: Path) -> None:
+    """A 64-megapixel image drawn 100 pt wide: rendering at 200 dpi would decode it whole."""
+    import zlib
+
+    import pikepdf
+
+    pdf = pikepdf.new()
+    side = 8000
+    image = pikepdf.Stream(pdf, zlib.compress(b"\xff" * (side // 8 * side)),
+                           Type=pikepdf.Name.XObject, Subtype=pikepdf.Name.Image, Width=side,
+                           Height=side, ColorSpace=pikepdf.Name.DeviceGray,
+                           BitsPerComponent=1, Filter=pikepdf.Name.FlateDecode)
+    page = pdf.add_blank_page(page_size=(595, 842))
+    page.Resources = pikepdf.Dictionary(XObject=pikepdf.Dictionary(Im0=image))
+    page.Contents = pdf.make_stream(b"q 100 0 0 100 50 50 cm /Im0 Do Q")
+    path = tmp_path / "bomb.pdf"
+    pdf.save(path)
+    ocr = service(tmp_path, cache=False)
+    try:
+        outcome = ocr.read(path, "bomb.pdf", "", "eng")
+    finally:
+        ocr.close()
+    assert ocr.engine.calls == 0
+    assert outcome.pages[0].error == ("page holds an image of 64000000 pixels "
+                                      "(max_pixels is 40000000)")
+
+
 # --- documents that cannot be read at all ---------------------------------------------------
 
 

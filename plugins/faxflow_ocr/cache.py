@@ -12,6 +12,7 @@ import shutil
 import sqlite3
 import threading
 import time
+from contextlib import closing
 from pathlib import Path
 
 from faxflow.types import PageText
@@ -22,17 +23,22 @@ SCHEMA = "CREATE TABLE IF NOT EXISTS pages (key TEXT PRIMARY KEY, pages TEXT, cr
 class TextCache:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        folder.mkdir(parents=True, exist_ok=True)
         self.path = folder / "ocr-cache.sqlite"
-        with self._connect() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute(SCHEMA)
+        self._ready = False
+        self._lock = threading.Lock()
 
     def _connect(self) -> sqlite3.Connection:
+        with self._lock:  # created with the first fax, not when the config is loaded
+            if not self._ready:
+                self.folder.mkdir(parents=True, exist_ok=True)
+                with closing(sqlite3.connect(self.path, timeout=30)) as db, db:
+                    db.execute("PRAGMA journal_mode=WAL")
+                    db.execute(SCHEMA)
+                self._ready = True
         return sqlite3.connect(self.path, timeout=30)
 
     def get(self, key: str) -> list[PageText] | None:
-        with self._connect() as db:
+        with closing(self._connect()) as db:
             row = db.execute("SELECT pages FROM pages WHERE key = ?", (key,)).fetchone()
         if row is None:
             return None
@@ -41,13 +47,14 @@ class TextCache:
     def put(self, key: str, pages: list[PageText]) -> None:
         data = json.dumps([{"number": p.number, "text": p.text, "confidence": p.confidence,
                             "error": p.error, "document": p.document} for p in pages])
-        with self._connect() as db:
+        with closing(self._connect()) as db, db:  # db: commit
             db.execute("INSERT OR REPLACE INTO pages VALUES (?, ?, ?)", (key, data, time.time()))
 
     def pdf_path(self, key: str) -> Path:
         return self.folder / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.pdf"
 
     def get_pdf(self, key: str, target: Path) -> bool:
+        self._connect().close()
         source = self.pdf_path(key)
         if not source.is_file():
             return False

@@ -34,6 +34,8 @@ class PageInfo:
     image_height: int = 0
     xdpi: float = 0.0
     ydpi: float = 0.0
+    # Pixels of the largest image on a PDF page: poppler decodes it whole, whatever the dpi.
+    largest_image: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,17 +107,18 @@ def _inspect_pdf(path: Path, max_pages: int, timeout: float) -> DocumentInfo:
     for number in range(1, min(count, max_pages) + 1):
         width, height = sizes.get(number, (612.0, 792.0))
         rotate = rotations.get(number, 0)
-        image = images.get(number)
-        if image and rotate in (0, 180) and _covers_page(image, width, height):
-            pages.append(PageInfo(number, width, height, rotate, *image))
+        found = images.get(number, [])
+        largest = max((w * h for w, h, _, _ in found), default=0)
+        if len(found) == 1 and rotate in (0, 180) and _covers_page(found[0], width, height):
+            pages.append(PageInfo(number, width, height, rotate, *found[0], largest))
         else:
-            pages.append(PageInfo(number, width, height, rotate))
+            pages.append(PageInfo(number, width, height, rotate, largest_image=largest))
     return DocumentInfo("pdf", count, pages)
 
 
 def _pdf_images(path: Path, last: int, timeout: float,
-                ) -> dict[int, tuple[int, int, float, float]]:
-    """Pages that hold exactly one image: its pixel size and dpi (from `pdfimages -list`)."""
+                ) -> dict[int, list[tuple[int, int, float, float]]]:
+    """The images of each page: pixel size and dpi (from `pdfimages -list`)."""
     try:
         out = _run(["pdfimages", "-list", "-f", "1", "-l", str(last), str(path)], timeout, path)
     except PermanentError:
@@ -130,7 +133,7 @@ def _pdf_images(path: Path, last: int, timeout: float,
                 (int(cols[3]), int(cols[4]), float(cols[12]), float(cols[13])))
         except ValueError:
             continue
-    return {page: images[0] for page, images in found.items() if len(images) == 1}
+    return found
 
 
 def _covers_page(image: tuple[int, int, float, float], width_pt: float,

@@ -41,6 +41,9 @@ def check_size(page: PageInfo, options: OcrOptions) -> None:
     if width * height > options.max_pixels:
         raise PageTooLarge(f"page is too large: {width} x {height} pixels "
                            f"(max_pixels is {options.max_pixels})")
+    if page.largest_image > options.max_pixels:
+        raise PageTooLarge(f"page holds an image of {page.largest_image} pixels "
+                           f"(max_pixels is {options.max_pixels})")
 
 
 def load(path: Path, kind: str, page: PageInfo, options: OcrOptions) -> PageImage:

@@ -53,7 +53,7 @@ def is_slow(fax_id: str) -> bool:
     return zlib.crc32(fax_id.encode()) % SLOW_EVERY == 0
 
 
-def config_text(api_url: str) -> str:
+def config_text(api_url: str, journal: str) -> str:
     return f"""
 [retarus]
 base_url = "{api_url}"
@@ -71,8 +71,7 @@ grace_period = 10
 reload = false
 
 [journal]
-backend = "postgresql"
-url = "${{FAXFLOW_PG_URL}}"
+{journal}
 """
 
 
@@ -83,8 +82,21 @@ def sim() -> Iterator[SimulatorServer]:
         yield server
 
 
-def test_three_workers_share_one_postgresql_journal(
-        sim: SimulatorServer, pg_url: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+def test_three_workers_share_one_journal(
+        sim: SimulatorServer, backend: str, tmp_path: Path,
+        request: pytest.FixtureRequest) -> None:
+    """PostgreSQL for workers on several machines; one SQLite file for several processes
+    on one host. Either way a slow fax is never taken over mid-delivery."""
+    if backend == "postgresql":
+        pg_url = request.getfixturevalue("pg_url")
+        journal_block = 'backend = "postgresql"\nurl = "${FAXFLOW_PG_URL}"'
+        journal_args: tuple[Path, str | None] = (tmp_path, pg_url)
+    else:
+        pg_url = "unused:x:nothing@"
+        db = tmp_path / "shared.sqlite"
+        journal_block = f'backend = "sqlite"\npath = "{db}"'
+        journal_args = (db, None)
     plugins = tmp_path / "plugins"
     plugins.mkdir()
     shutil.copy(PLUGINS / "testdir.py", plugins / "testdir.py")
@@ -102,7 +114,7 @@ def test_three_workers_share_one_postgresql_journal(
     for i in range(WORKERS):
         home = tmp_path / f"worker{i}"
         home.mkdir()
-        (home / "faxflow.toml").write_text(config_text(sim.api_url))
+        (home / "faxflow.toml").write_text(config_text(sim.api_url, journal_block))
         logs.append(home / "worker.log")
         with open(logs[-1], "ab") as fh:
             procs.append(subprocess.Popen(
@@ -129,8 +141,9 @@ def test_three_workers_share_one_postgresql_journal(
     assert sum(1 for t in texts if "delivered" in t) >= 2
     for text in texts:
         assert "Traceback" not in text, text
-        assert pg_url.split(":")[2].split("@")[0] not in text  # the journal password
-    journal = open_journal("postgresql", tmp_path, pg_url)
+        if backend == "postgresql":
+            assert pg_url.split(":")[2].split("@")[0] not in text  # the journal password
+    journal = open_journal(backend, *journal_args)
     try:
         assert journal.counts() == {"done:ack": FAXES}
         assert journal.pending_acks() == {}
