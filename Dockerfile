@@ -34,11 +34,13 @@ COPY . .
 # Builds behind a TLS-inspecting proxy: -v /etc/ssl/certs:/mnt:ro and
 # --build-arg PIP_CA_BUNDLE=/mnt/ca-certificates.crt (the mount leaves nothing in the image).
 ARG PIP_CA_BUNDLE=""
-# psycopg (binary wheel, libpq inside) for the PostgreSQL journal.
+# Extra "demo" (a local SMTP server) so `docker run faxflow demo` works; psycopg (binary wheel,
+# libpq inside) for the PostgreSQL journal. pip stays in the venv so derived images can add
+# plugins: FROM faxflow + RUN pip install faxflow-yourplugin.
 # hadolint ignore=DL3013
 RUN if [ -n "$PIP_CA_BUNDLE" ]; then export PIP_CERT="$PIP_CA_BUNDLE"; fi \
     && python3 -m venv /opt/faxflow \
-    && /opt/faxflow/bin/pip install --no-compile . "psycopg[binary]>=3.1,<4" \
+    && /opt/faxflow/bin/pip install --no-compile ".[demo]" "psycopg[binary]>=3.1,<4" \
     && /opt/faxflow/bin/faxflow --version
 
 # --- runtime: Debian + OCR tools + the venv, no compilers, no pip cache, no source tree -------
@@ -63,8 +65,8 @@ RUN apt-get update \
         fonts-dejavu-core \
         tini \
     && rm -rf /var/lib/apt/lists/* \
-    && groupadd --system --gid 10001 faxflow \
-    && useradd --system --uid 10001 --gid faxflow --home-dir /var/lib/faxflow \
+    && groupadd --gid 10001 faxflow \
+    && useradd --uid 10001 --gid faxflow --home-dir /var/lib/faxflow \
         --no-create-home --shell /usr/sbin/nologin faxflow \
     && mkdir -p /etc/faxflow /var/lib/faxflow/journal /var/lib/faxflow/spool \
         /var/lib/faxflow/quarantine /var/lib/faxflow/out \
@@ -74,8 +76,8 @@ COPY --from=builder /opt/faxflow /opt/faxflow
 COPY docker/entrypoint.sh /usr/local/bin/faxflow-entrypoint
 COPY docker/faxflow.toml /etc/faxflow/faxflow.toml
 
-# OMP_THREAD_LIMIT=1: tesseract must not start a thread per core for every fax; faxflow already
-# runs [worker] concurrency faxes at once, and threads on top of that only thrash.
+# OMP_THREAD_LIMIT=1: tesseract must not start a thread per core for every page; faxflow already
+# OCRs [plugins.ocr] workers pages at once, and threads on top of that only thrash.
 ENV PATH=/opt/faxflow/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

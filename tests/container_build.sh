@@ -139,18 +139,23 @@ socks = [socket.socket() for _ in range(2)]
 for s in socks: s.bind(("127.0.0.1", 0))
 print(*(s.getsockname()[1] for s in socks))')
 
+die() { echo "$*" >&2; exit 1; }
 step "faxflow --version (through the entrypoint)"
-in_image "$ctr" -- /usr/bin/tini -- /usr/local/bin/faxflow-entrypoint --version
+in_image "$ctr" -- /usr/bin/tini -- /usr/local/bin/faxflow-entrypoint --version \
+    || die "faxflow --version failed"
 step "tesseract languages"
-langs=$(in_image "$ctr" -- tesseract --list-langs 2>&1)
-grep -qx eng <<<"$langs" && grep -qx deu <<<"$langs" || { echo "eng/deu missing: $langs" >&2; exit 1; }
+langs=$(in_image "$ctr" -- tesseract --list-langs 2>&1) || die "tesseract failed: $langs"
+grep -qx eng <<<"$langs" && grep -qx deu <<<"$langs" || die "eng/deu missing: $langs"
 step "psycopg for the PostgreSQL journal"
-in_image "$ctr" -- python3 -c 'import psycopg; print("psycopg", psycopg.__version__)'
-step "faxflow demo --faxes 2"
-in_image "$ctr" -- faxflow demo --faxes 2
+in_image "$ctr" -- python3 -c 'import psycopg; print("psycopg", psycopg.__version__)' \
+    || die "psycopg missing"
+step "faxflow demo"
+demo=$(in_image "$ctr" -- faxflow demo --dir /tmp/faxflow-demo 2>&1) || die "demo failed: $demo"
+echo "$demo" | tail -3
+grep -q "acknowledged" <<<"$demo" || die "demo acknowledged nothing: $demo"
 step "run: simulator + worker with OCR, HEALTHCHECK, SIGTERM through tini"
 smoke_script=$(cat "$repo/tests/container_smoke.sh")
 in_image --env "HEALTHCHECK_JSON=$healthcheck" --env "SIM_PORT=$sim_port" \
     --env "HEALTH_PORT=$health_port" --env "RETARUS_PASSWORD_FILE=/tmp/smoke/password" \
-    "$ctr" -- sh -c "$smoke_script" || { echo "smoke run failed" >&2; exit 1; }
+    "$ctr" -- sh -c "$smoke_script" || die "smoke run failed"
 step "container OK"

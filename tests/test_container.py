@@ -13,11 +13,14 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import tomllib
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
+import pg_server as pg
 import pytest
 import yaml  # type: ignore[import-untyped]
 
@@ -25,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "tests" / "container_build.sh"
 DOCKERFILE = ROOT / "Dockerfile"
 TAG = "localhost/faxflow:test"
+pg_server, pg_url = pg.pg_server, pg.pg_url
 IMAGE_DIRS = ["/var/lib/faxflow/journal", "/var/lib/faxflow/spool",
               "/var/lib/faxflow/quarantine", "/var/lib/faxflow/out"]
 
@@ -91,6 +95,53 @@ def test_a_failing_run_step_fails_the_build(tmp_path: Path) -> None:
     result = script("--no-smoke", "-f", str(broken), "-t", "localhost/faxflow:broken")
     assert result.returncode == 1, result.stdout + result.stderr
     assert "podman build failed" in result.stderr
+
+
+@pytest.mark.container
+def test_compose_workers_in_the_image_share_a_postgresql_journal(
+        pg_url: str, tmp_path: Path) -> None:
+    """compose.yaml's worker service run three times in the image built above, configured
+    exactly as compose does (shipped faxflow.toml, *_FILE secrets, PGPASSWORD_FILE), against
+    a real PostgreSQL on 127.0.0.1 (buildah shares the host's network): 12 faxes, each
+    filed once, all replicas ready and stopping 0 on SIGTERM."""
+    buildah = shutil.which("buildah")
+    assert buildah, "buildah is installed by container_build.sh"
+    exists = subprocess.run(["podman", "image", "exists", TAG], check=False)
+    assert exists.returncode == 0, f"{TAG} missing: test_image_builds_and_runs failed"
+    parts = urlsplit(pg_url)
+    password = parts.password or ""
+    no_password = urlunsplit(parts._replace(netloc=f"{parts.username}@{parts.hostname}:"
+                                                   f"{parts.port}"))
+    env = worker_env()
+    assert env["PGPASSWORD_FILE"] == "/run/secrets/pg_password"
+    ports = [str(free_port()) for _ in range(4)]
+    ctr = subprocess.run([buildah, "from", "--pull-never", TAG], capture_output=True,
+                         text=True, check=True).stdout.strip()
+    try:
+        # The password file goes in the way compose mounts it, readable by the image's user.
+        secret = tmp_path / "pg_password"
+        secret.write_text(password + "\n")
+        secret.chmod(0o444)
+        run = [buildah, "run", "--isolation", "chroot",
+               "-v", f"{secret}:/run/secrets/pg_password:ro",
+               "--env", "TINI_SUBREAPER=1", "--env", f"SIM_PORT={ports[0]}",
+               "--env", f"HEALTH_PORTS={' '.join(ports[1:])}", "--env", "FAXES=12",
+               "--env", f"FAXFLOW_PG_URL={no_password}",
+               "--env", f"PGPASSWORD_FILE={env['PGPASSWORD_FILE']}",
+               "--env", f"LEAK_CHECK={password}",
+               ctr, "--", "sh", "-c", (ROOT / "tests" / "container_compose_smoke.sh").read_text()]
+        result = subprocess.run(run, capture_output=True, text=True, timeout=600)
+    finally:
+        subprocess.run([buildah, "rm", ctr], capture_output=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr[-6000:]
+    assert "each once" in result.stdout and "stopped cleanly" in result.stdout
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def inspect(tag: str) -> dict[str, Any]:

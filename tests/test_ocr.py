@@ -108,7 +108,7 @@ def test_standard_resolution_tiff_gets_square_pixels(tmp_path: Path) -> None:
     assert document_cer(sample.page_texts, outcome.pages) < 0.015
 
 
-def test_noisy_page_is_despeckled(tmp_path: Path) -> None:
+def test_noisy_skewed_page_is_despeckled_and_levelled(tmp_path: Path) -> None:
     sample = make_fax(kind="letter", pages=1, resolution="fine", fmt="pdf", noisy=True, seed=2)
     ocr = service(tmp_path, cache=False)
     try:
@@ -116,6 +116,7 @@ def test_noisy_page_is_despeckled(tmp_path: Path) -> None:
     finally:
         ocr.close()
     assert outcome.noisy == [1]
+    assert 0.2 <= abs(outcome.skew[1]) <= 1.6  # noisy samples are skewed 0.5-1.5 degrees
     assert document_cer(sample.page_texts, outcome.pages) < 0.02
 
 

@@ -33,6 +33,7 @@ class OcrOptions:
     orientation: str = "auto"  # auto: OSD only when the first pass has low confidence
     orientation_min_confidence: float = 60.0
     despeckle: str = "auto"  # auto: only pages whose isolated-pixel ratio says noisy
+    deskew: bool = True
     noise_threshold: float = 0.001
     page_timeout: float = 60.0
     max_pixels: int = 40_000_000
@@ -49,7 +50,8 @@ class OcrOptions:
 
     def fingerprint(self) -> str:
         """What changes the text of a document; part of the cache key."""
-        return f"{self.engine}|{self.psm}|{self.dpi}|{self.orientation}|{self.despeckle}"
+        return (f"{self.engine}|{self.psm}|{self.dpi}|{self.orientation}|{self.despeckle}|"
+                f"{self.deskew}")
 
 
 _CHOICES: dict[str, tuple[str, ...]] = {
@@ -68,7 +70,7 @@ _NUMBERS: dict[str, tuple[type, float, float]] = {
     "max_pages": (int, 1, 100_000),
 }
 _STRINGS = ("cache_dir", "tessdata")
-_BOOLS = ("cache", "searchable_pdf")
+_BOOLS = ("cache", "searchable_pdf", "deskew")
 
 
 def parse(table: dict[str, Any], installed: set[str] | None = None,

@@ -13,6 +13,8 @@ from faxflow_ocr.document import PageInfo
 from faxflow_ocr.engine import Engine, OcrResult
 from faxflow_ocr.options import OcrOptions
 
+MIN_SKEW = 0.2  # degrees; below this a turn only blurs
+
 
 @dataclass(slots=True)
 class PageResult:
@@ -20,6 +22,7 @@ class PageResult:
     result: OcrResult
     noisy: bool
     rotated: int  # degrees turned counter-clockwise before the text was read
+    skew: float  # degrees the page was levelled by (0: not turned)
     seconds: float
 
 
@@ -37,6 +40,13 @@ def read_page(path: Path, kind: str, page: PageInfo, options: OcrOptions, engine
     gray = prep.square_pixels(gray, factor)
     if noisy:  # after squaring: a median over squashed rows eats strokes (17% vs 6% CER)
         gray = prep.despeckle(gray)
+    skew = 0.0
+    if options.deskew:
+        # psm 4 reads a skewed page's lines out of order (a 1.2 degree page: 8.9% CER,
+        # 0.1% level); finding the angle costs ~10 ms.
+        angle = prep.skew_angle(gray)
+        if abs(angle) >= MIN_SKEW:
+            gray, skew = prep.deskew(gray, angle), angle
     dpi = round(xdpi) if xdpi > 0 else options.dpi
 
     def remaining() -> float:
@@ -56,4 +66,4 @@ def read_page(path: Path, kind: str, page: PageInfo, options: OcrOptions, engine
             second = engine.ocr(upright, languages, options.psm, dpi, remaining(), want_pdf)
             if (second.confidence or 0.0) > (result.confidence or 0.0):
                 result, rotated = second, turn
-    return PageResult(page.number, result, noisy, rotated, time.monotonic() - started)
+    return PageResult(page.number, result, noisy, rotated, skew, time.monotonic() - started)

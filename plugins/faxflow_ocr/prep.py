@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from PIL import Image, ImageChops, ImageFilter
+import math
+
+from PIL import Image, ImageChops, ImageFilter, ImageStat
 
 # Standard-resolution fax is 204 x 98 dpi; a fine one 204 x 196. Pixels more than 1.5x taller
 # than wide are stretched back to square: tesseract reads squashed text badly (2.45% CER
@@ -58,3 +60,32 @@ def despeckle(gray: Image.Image) -> Image.Image:
     # A 3x3 median cut noisy pages from 5-6.5% to 1.2% CER but costs clean ones (0.2 -> 0.6%),
     # so it is only applied to pages noise_ratio calls noisy.
     return gray.filter(ImageFilter.MedianFilter(3))
+
+
+def skew_angle(gray: Image.Image, limit: float = 3.0) -> float:
+    """Degrees to turn the page counter-clockwise so its text lines are level.
+
+    Text rows give the sharpest row profile (highest variance of row darkness) when level.
+    The page is shrunk to 16 vertical strips (each one column: its row profile) at half
+    height; a trial angle shears those columns against each other (the same as rotating,
+    for these small angles) and sums them: about a millisecond per angle. Coarse steps of
+    0.5 degrees, then 0.1.
+    """
+    columns, sy = 16, 2
+    strips = ImageChops.invert(gray).resize((columns, max(1, gray.height // sy)),
+                                            Image.Resampling.BOX)
+    sx = gray.width / columns
+
+    def sharpness(angle: float) -> float:
+        slope = math.tan(math.radians(angle)) * sx / sy
+        sheared = strips.transform(strips.size, Image.Transform.AFFINE,
+                                   (1, 0, 0, slope, 1, 0), resample=Image.Resampling.BILINEAR)
+        rows = sheared.resize((1, sheared.height), Image.Resampling.BOX)
+        return float(ImageStat.Stat(rows).var[0])
+
+    best = max((a / 2 for a in range(round(-2 * limit), round(2 * limit) + 1)), key=sharpness)
+    return max((best + a / 10 for a in range(-4, 5)), key=sharpness)
+
+
+def deskew(gray: Image.Image, angle: float) -> Image.Image:
+    return gray.rotate(angle, resample=Image.Resampling.BICUBIC, fillcolor=255)

@@ -39,11 +39,12 @@ class Outcome:
     skipped: list[int] = field(default_factory=list)
     noisy: list[int] = field(default_factory=list)
     rotated: dict[int, int] = field(default_factory=dict)
+    skew: dict[int, float] = field(default_factory=dict)
     searchable_pdf: Path | None = None
 
     def summary(self) -> dict[str, Any]:
         return {"cached": self.cached, "page_count": self.page_count, "skipped": self.skipped,
-                "noisy": self.noisy, "rotated": self.rotated,
+                "noisy": self.noisy, "rotated": self.rotated, "skew": self.skew,
                 "searchable_pdf": str(self.searchable_pdf) if self.searchable_pdf else None}
 
 
@@ -93,6 +94,8 @@ class OcrService:
                     outcome.noisy.append(result.number)
                 if result.rotated:
                     outcome.rotated[result.number] = result.rotated
+                if result.skew:
+                    outcome.skew[result.number] = round(result.skew, 1)
                 if result.result.pdf is not None:
                     page_pdf = Path(scratch, f"{result.number:06d}.pdf")
                     page_pdf.write_bytes(result.result.pdf)

@@ -1,0 +1,226 @@
+"""Hostile fax documents, generated in memory (no binary file is committed).
+
+Each function returns the bytes of one document. Real fax pages come from
+`faxflow.samples`; the broken ones are cut, encrypted, inflated or hand-written from them.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+import struct
+from functools import cache
+
+import pikepdf
+from PIL import Image, TiffImagePlugin
+
+from faxflow.samples import make_fax
+from faxflow.simulator.minipdf import one_page_pdf
+
+
+@cache
+def fax_pdf() -> bytes:
+    """A real one-page fax PDF (CCITT G4 image wrapped by img2pdf)."""
+    return make_fax(kind="letter", pages=1, seed=7).content
+
+
+@cache
+def fax_page() -> Image.Image:
+    """One real 1-bit fax page, from a generated TIFF, cropped to its top part so OCR is
+    quick."""
+    tiff = make_fax(kind="invoice", pages=1, fmt="tiff", seed=8).content
+    with Image.open(io.BytesIO(tiff)) as image:
+        image.load()
+        width, height = image.size
+        return image.crop((0, 0, width, height // 3)).copy()
+
+
+def _pdf(objects: list[bytes], root: int = 1) -> bytes:
+    """A PDF from numbered object bodies, with a correct xref table."""
+    out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    out += b"".join(f"{o:010d} 00000 n \n".encode() for o in offsets)
+    out += (f"trailer\n<< /Size {len(objects) + 1} /Root {root} 0 R >>\n"
+            f"startxref\n{xref}\n%%EOF\n").encode()
+    return bytes(out)
+
+
+# --- broken or disguised PDFs ----------------------------------------------------------------
+
+
+def corrupt_pdf() -> bytes:
+    """A PDF header followed by noise: no objects, no xref, no trailer."""
+    noise = random.Random(1).randbytes(4096)
+    return b"%PDF-1.7\n" + noise
+
+
+def truncated_pdf() -> bytes:
+    """A valid fax PDF cut in half (a transfer that stopped midway)."""
+    data = fax_pdf()
+    return data[: len(data) // 2]
+
+
+def encrypted_pdf() -> bytes:
+    """A PDF that needs a password to open (AES-256, user password set)."""
+    with pikepdf.open(io.BytesIO(one_page_pdf("secret fax"))) as pdf:
+        out = io.BytesIO()
+        pdf.save(out, encryption=pikepdf.Encryption(user="user-pw", owner="owner-pw", R=6))
+        return out.getvalue()
+
+
+def html_page() -> bytes:
+    return (b"<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head>\n"
+            b"<body><h1>Bad Gateway</h1></body></html>\n")
+
+
+def json_error() -> bytes:
+    return b'{"error": "file not found", "status": 404}\n'
+
+
+def oversized_pdf(size: int) -> bytes:
+    """A valid small PDF padded with a comment to `size` bytes (over the download cap)."""
+    pdf = one_page_pdf("oversized")
+    return pdf + b"%" + b"x" * (size - len(pdf) - 2) + b"\n"
+
+
+def many_pages_pdf(pages: int = 500) -> bytes:
+    """A `pages`-page fax: one real page repeated (the image stream is shared, so small)."""
+    with pikepdf.open(io.BytesIO(fax_pdf())) as pdf:
+        first = pdf.pages[0]
+        for _ in range(pages - 1):
+            pdf.pages.append(first)
+        out = io.BytesIO()
+        pdf.save(out)
+        return out.getvalue()
+
+
+def lying_page_count_pdf() -> bytes:
+    """One real page, but the page tree claims two billion."""
+    return _pdf([
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 2147483647 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R >>",
+        b"<< /Length 0 >>\nstream\n\nendstream",
+    ])
+
+
+def huge_page_pdf() -> bytes:
+    """An empty page 200 x 200 inches: rendered at any dpi it is a bomb."""
+    return _pdf([
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 14400 14400] /Contents 4 0 R >>",
+        b"<< /Length 0 >>\nstream\n\nendstream",
+    ])
+
+
+# --- decompression bombs -------------------------------------------------------------------
+
+BOMB_SIDE = 100_000  # 10^10 pixels declared
+
+
+def _all_white_g4(width: int, rows: int) -> bytes:
+    """CCITT G4 data for an all-white image: every row is one V0 code (bit 1), then EOFB."""
+    del width  # an all-white row codes the same whatever its width
+    bits = "1" * rows + "000000000001" * 2
+    bits += "0" * (-len(bits) % 8)
+    return int(bits, 2).to_bytes(len(bits) // 8, "big")
+
+
+def bomb_pdf() -> bytes:
+    """A one-page PDF whose single 1-bit image declares 100000 x 100000 pixels (12 KB)."""
+    data = _all_white_g4(BOMB_SIDE, BOMB_SIDE)
+    image = (f"<< /Type /XObject /Subtype /Image /Width {BOMB_SIDE} /Height {BOMB_SIDE} "
+             "/ColorSpace /DeviceGray /BitsPerComponent 1 /Filter /CCITTFaxDecode "
+             f"/DecodeParms << /K -1 /Columns {BOMB_SIDE} /Rows {BOMB_SIDE} /BlackIs1 false >> "
+             f"/Length {len(data)} >>\nstream\n").encode() + data + b"\nendstream"
+    content = b"q 612 0 0 792 0 0 cm /Im0 Do Q"
+    return _pdf([
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
+        b"/Resources << /XObject << /Im0 5 0 R >> >> /Contents 4 0 R >>",
+        f"<< /Length {len(content)} >>\nstream\n".encode() + content + b"\nendstream",
+        image,
+    ])
+
+
+def bomb_tiff() -> bytes:
+    """A 1-bit G4 TIFF whose header declares 100000 x 100000 pixels (12 KB on disk)."""
+    data = _all_white_g4(BOMB_SIDE, BOMB_SIDE)
+    entries = [  # tag, type (3 SHORT, 4 LONG), value
+        (256, 4, BOMB_SIDE), (257, 4, BOMB_SIDE), (258, 3, 1), (259, 3, 4), (262, 3, 0),
+        (273, 4, 0), (277, 3, 1), (278, 4, BOMB_SIDE), (279, 4, len(data)),
+    ]
+    ifd_at = 8
+    data_at = ifd_at + 2 + 12 * len(entries) + 4
+    out = bytearray(b"II*\x00" + struct.pack("<I", ifd_at))
+    out += struct.pack("<H", len(entries))
+    for tag, kind, value in entries:
+        value = data_at if tag == 273 else value
+        packed = struct.pack("<HxxI", value, 0)[:4] if kind == 3 else struct.pack("<I", value)
+        out += struct.pack("<HHI", tag, kind, 1) + packed
+    out += struct.pack("<I", 0) + data
+    return bytes(out)
+
+
+# --- TIFF variants -------------------------------------------------------------------------
+
+
+def _tiff(image: Image.Image, compression: str | None) -> bytes:
+    out = io.BytesIO()
+    image.save(out, format="TIFF", compression=compression, dpi=(204, 196))
+    return out.getvalue()
+
+
+def tiff_lzw() -> bytes:
+    return _tiff(fax_page(), "tiff_lzw")
+
+
+def tiff_packbits() -> bytes:
+    return _tiff(fax_page(), "packbits")
+
+
+def tiff_jpeg() -> bytes:
+    return _tiff(fax_page().convert("L"), "jpeg")
+
+
+def tiff_raw_8bit() -> bytes:
+    return _tiff(fax_page().convert("L"), None)
+
+
+def tiff_mixed_pages() -> bytes:
+    """Three pages, each compressed differently: G4 1-bit, LZW 8-bit, JPEG 8-bit."""
+    page = fax_page()
+    frames = [(page, "group4"), (page.convert("L"), "tiff_lzw"), (page.convert("L"), "jpeg")]
+    out = io.BytesIO()
+    # Pillow's save_all uses one compression for every frame; its own appending writer,
+    # driven frame by frame, lets each frame choose.
+    with TiffImagePlugin.AppendingTiffWriter(out, new=True) as writer:
+        for image, compression in frames:
+            image.encoderinfo = {"compression": compression, "dpi": (204, 196)}
+            image.encoderconfig = ()
+            TiffImagePlugin._save(image, writer, "mixed.tif")
+            writer.newFrame()
+    return out.getvalue()
+
+
+def tiff_ifd_loop() -> bytes:
+    """A G4 TIFF whose next-page pointer points back at its own page (endless page chain)."""
+    data = bytearray(_tiff(fax_page(), "group4"))
+    ifd = struct.unpack("<I", data[4:8])[0]
+    count = struct.unpack("<H", data[ifd:ifd + 2])[0]
+    end = ifd + 2 + 12 * count
+    data[end:end + 4] = struct.pack("<I", ifd)
+    return bytes(data)
+
+
+def png_named_tif() -> bytes:
+    out = io.BytesIO()
+    fax_page().save(out, format="PNG")
+    return out.getvalue()
