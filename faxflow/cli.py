@@ -83,9 +83,10 @@ def run(config_path: Path, plugins_dir: Path | None) -> None:
 def plugins_command(plugins_dir: Path | None, as_json: bool) -> None:
     """List plugins, their versions and the hooks each implements."""
     pm, report = make_manager(plugins_dir=plugins_dir)
-    rows: list[dict[str, Any]] = [{"name": info.name, "source": info.source, "distribution": info.distribution,
-             "version": info.version, "hooks": hooks_of(pm, info.name), "error": info.error}
-            for info in report.plugins.values()]
+    rows: list[dict[str, Any]] = [
+        {"name": info.name, "source": info.source, "distribution": info.distribution,
+         "version": info.version, "hooks": hooks_of(pm, info.name), "error": info.error}
+        for info in report.plugins.values()]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return

@@ -75,7 +75,7 @@ name = "{{{{ received | date('%Y-%m-%d') }}}}-{{{{ fax_id }}}}"
 [[rule]]
 name = "patient-id"
 continue = true
-when.text = {{ regex = 'Patient\s+ID:\s*(?P<patient_id>PID-\d{{4,8}})' }}
+when.text = {{ regex = 'Patient\\s+ID:\\s*(?P<patient_id>PID-\\d{{4,8}})' }}
 
 [[rule]]
 name = "after-hours"
@@ -207,7 +207,7 @@ class MailStore:
         self.folder = folder
         self.count = 0
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.count += 1
         (self.folder / f"{self.count:03d}.eml").write_bytes(envelope.content)
         return "250 OK"
@@ -219,6 +219,11 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _ready(box: dict[str, Any], done: threading.Event, worker: Any) -> None:
+    box["worker"] = worker
+    done.set()
 
 
 def run_demo(base: Path, echo: Any = click.echo, timeout: float = 300) -> list[DemoFax]:
@@ -264,7 +269,7 @@ def run_demo(base: Path, echo: Any = click.echo, timeout: float = 300) -> list[D
             box: dict[str, Any] = {}
             thread = threading.Thread(
                 target=run_worker, args=(app,), daemon=True,
-                kwargs={"ready": lambda w: (box.setdefault("worker", w), done.set())})
+                kwargs={"ready": lambda w: _ready(box, done, w)})
             thread.start()
             done.wait(30)
             deadline = time.monotonic() + timeout

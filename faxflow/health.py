@@ -45,7 +45,7 @@ class HealthServer:
 class _Handler(BaseHTTPRequestHandler):
     app: App
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
         if path == "/healthz":
             self._send(200, "application/json", b'{"status": "alive"}')

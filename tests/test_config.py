@@ -4,8 +4,8 @@ secret; hot reload swaps a valid file in and keeps the old one on a bad file."""
 from __future__ import annotations
 
 import logging
-import re
 import os
+import re
 import subprocess
 import sys
 import time
@@ -61,7 +61,7 @@ def test_toml_syntax_error_names_the_line() -> None:
 
 
 def test_missing_env_var_is_reported_without_traceback() -> None:
-    config, problems = parse(GOOD, env={})
+    _, problems = parse(GOOD, env={})
     assert [p.message for p in problems] == ["environment variable FAX_PW is not set"]
     assert problems[0].path == ("retarus", "password")
 

@@ -130,8 +130,8 @@ def test_sigkill_at_random_moments_still_delivers_each_fax_exactly_once(
     for _ in range(3):  # kill it three times, at a random number of deliveries
         target = len(delivered(out)) + rng.randint(1, 50)
         proc = start_worker(config, env, tmp_path / "worker.log")
-        wait_for(lambda t=target: len(delivered(out)) >= min(t, 200) or proc.poll() is not None,
-                 60, "deliveries")
+        wait_for(lambda t=target, p=proc: len(delivered(out)) >= min(t, 200)
+                 or p.poll() is not None, 60, "deliveries")
         time.sleep(rng.random() * 0.2)
         proc.kill()
         proc.wait(10)

@@ -9,9 +9,8 @@ import sys
 from pathlib import Path
 
 from faxflow.app import load_app
-from faxflow.types import PageText
-
 from faxflow.testing import SIM_TOPIC  # noqa: F401  (the fixtures module imports cleanly)
+from faxflow.types import PageText
 
 
 def test_installed_example_plugin_is_discovered_and_labels(tmp_path: Path) -> None:

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from test_core_e2e import add_faxes, config_text, run_in_thread, sim  # noqa: F401
 
 NAMES = ["faxflow_faxes_pulled_total", "faxflow_faxes_acknowledged_total",
@@ -32,7 +31,7 @@ def test_metrics_and_probes_during_a_run(sim, env, tmp_path: Path) -> None:  # n
                 seen[path] = httpx.get(base + path)
         return done and bool(seen)
 
-    worker, _ = run_in_thread(config, probe, 30, on_app=lambda app: setattr(probe, "app", app))
+    run_in_thread(config, probe, 30, on_app=lambda app: setattr(probe, "app", app))
     assert seen["/healthz"].status_code == 200
     assert seen["/readyz"].status_code == 200, seen["/readyz"].text
     assert seen["/readyz"].json()["journal_writable"] is True
