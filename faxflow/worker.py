@@ -74,8 +74,9 @@ class Worker:
         try:
             while not self._stop.is_set():
                 full = self._pull_round(executor)
-                if full:
+                if full:  # more are waiting: pull again as soon as enough slots are free
                     delay = 0.0
+                    self._wait_for_slots()
                     continue
                 if full is None:  # a pull failed: back off, but keep the acks for later
                     delay = min(max(delay * 2, 1.0), max(settings.poll_interval_max, 1.0))
@@ -144,13 +145,22 @@ class Worker:
                 full = True
         self._topic_turn += 1
         if self._free_slots() <= 0:
-            # Every slot busy: wait for one instead of polling.
-            with self._cond:
-                while (self._in_flight >= self.app.config.worker.concurrency
-                       and not self._stop.is_set()):
-                    self._cond.wait(1.0)
-            return True
+            return True  # every slot busy: more may be waiting
         return None if failed and not full else full
+
+    def _wait_for_slots(self, ack_delay: float = 0.5) -> None:
+        """Wait until half the slots are free, so pulls come in batches rather than one job
+        per finished fax; finished faxes' acks wait at most `ack_delay` once a slot is free."""
+        settings = self.app.config
+        enough = max(1, min(settings.retarus.fetch, settings.worker.concurrency) // 2)
+        started = time.monotonic()
+        with self._cond:
+            while not self._stop.is_set():
+                free = settings.worker.concurrency - self._in_flight
+                waited = time.monotonic() - started
+                if free >= enough or (free > 0 and waited >= ack_delay):
+                    return
+                self._cond.wait(max(0.01, ack_delay - waited) if free > 0 else 1.0)
 
     def _confirm_acks(self, topic: str, acked: dict[str, Decided]) -> None:
         if not acked:

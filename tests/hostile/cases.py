@@ -126,12 +126,6 @@ def metadata_cases(token: str, other_host: str) -> list[Case]:
              fields={"senderFaxId": "..", "costCenter": ".", "callId": "...",
                      "senderIsdn": "../.."}),
     ]
-    # Two ids that clean up to the same file name, same sender and folder: neither may
-    # overwrite the other.
-    same = {"senderIsdn": "+4930111111", "senderFaxId": "collide", "costCenter": ""}
-    cases += [Case("collide-slash", "delivered", fields={"id": "x/y", **same}),
-              Case("collide-backslash", "delivered", fields={"id": "x\\y", **same}),
-              Case("collide-colon", "delivered", fields={"id": "x:y", **same})]
     ids = {
         "id-traversal": up("id"),
         "id-dotdot": "..",
