@@ -27,31 +27,25 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends python3 python3-venv \
     && rm -rf /var/lib/apt/lists/*
 
-# .dockerignore lets in only pyproject.toml, README/LICENSE, faxflow/ and plugins/.
+# .dockerignore lets in only pyproject.toml, README/LICENSE, faxflow/, plugins/ and the two
+# files from docker/ that the runtime stage copies.
 WORKDIR /src
 COPY . .
 
 # Builds behind a TLS-inspecting proxy: -v /etc/ssl/certs:/mnt:ro and
 # --build-arg PIP_CA_BUNDLE=/mnt/ca-certificates.crt (the mount leaves nothing in the image).
 ARG PIP_CA_BUNDLE=""
-# Extra "demo" (a local SMTP server) so `docker run faxflow demo` works; psycopg (binary wheel,
-# libpq inside) for the PostgreSQL journal. pip stays in the venv so derived images can add
+# Extras: "postgresql" (psycopg, libpq inside) for the shared journal, "demo" (a local SMTP
+# server) so `docker run faxflow demo` works. pip stays in the venv so derived images can add
 # plugins: FROM faxflow + RUN pip install faxflow-yourplugin.
 # hadolint ignore=DL3013
 RUN if [ -n "$PIP_CA_BUNDLE" ]; then export PIP_CERT="$PIP_CA_BUNDLE"; fi \
     && python3 -m venv /opt/faxflow \
-    && /opt/faxflow/bin/pip install --no-compile ".[demo]" "psycopg[binary]>=3.1,<4" \
+    && /opt/faxflow/bin/pip install ".[postgresql,demo]" \
     && /opt/faxflow/bin/faxflow --version
 
 # --- runtime: Debian + OCR tools + the venv, no compilers, no pip cache, no source tree -------
 FROM debian:bookworm-slim
-
-ARG VERSION=0.1.0
-LABEL org.opencontainers.image.title="faxflow" \
-      org.opencontainers.image.description="Inbound-fax worker for Retarus Fax2WSPull: pull, OCR, route, deliver, acknowledge." \
-      org.opencontainers.image.version="${VERSION}" \
-      org.opencontainers.image.licenses="Apache-2.0" \
-      org.opencontainers.image.base.name="docker.io/library/debian:bookworm-slim"
 
 # tini: PID 1 that forwards SIGTERM to faxflow and reaps orphaned tesseract/pdftoppm children;
 # baked in so docker, podman and Kubernetes behave alike (none of them needs --init).
@@ -75,6 +69,17 @@ RUN apt-get update \
 COPY --from=builder /opt/faxflow /opt/faxflow
 COPY docker/entrypoint.sh /usr/local/bin/faxflow-entrypoint
 COPY docker/faxflow.toml /etc/faxflow/faxflow.toml
+
+# Build arguments change the cache key of every RUN after them, so they come after the RUNs.
+# VERSION follows pyproject.toml (a test checks); REVISION: --build-arg REVISION=$(git rev-parse HEAD)
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+LABEL org.opencontainers.image.title="faxflow" \
+      org.opencontainers.image.description="Inbound-fax worker for Retarus Fax2WSPull: pull, OCR, route, deliver, acknowledge." \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.base.name="docker.io/library/debian:bookworm-slim"
 
 # OMP_THREAD_LIMIT=1: tesseract must not start a thread per core for every page; faxflow already
 # OCRs [plugins.ocr] workers pages at once, and threads on top of that only thrash.

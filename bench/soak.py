@@ -248,7 +248,8 @@ def main() -> None:
           f"(OCR time summed over threads: {ocr_pages:.1f} s)")
     print(f"RSS: first {samples[0].rss_mb:.1f} MB, after warm-up {steady[0].rss_mb:.1f} MB, "
           f"max {max(s.rss_mb for s in samples):.1f} MB, last {samples[-1].rss_mb:.1f} MB; "
-          f"slope after warm-up {slope(steady):+.2f} MB/min over {len(steady)} samples")
+          f"slope after warm-up {slope(steady):+.2f} MB/min over {len(steady)} samples, "
+          f"over the second half {slope(steady[len(steady) // 2:]):+.2f} MB/min")
     print(f"while running: open files {samples[-1].fds}, threads {samples[-1].threads}; "
           f"after stop: open files {open_files()}, threads {threading.active_count()}")
 

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from faxflow.app import App
 
 log = logging.getLogger("faxflow.reload")
+CHANGES = {"modified", "created", "moved", "closed", "deleted"}
 
 
 def reload_config(app: App, path: Path) -> bool:
@@ -61,6 +62,8 @@ class Reloader(FileSystemEventHandler):
             return None
 
     def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type not in CHANGES:  # reading the file must not delay a reload
+            return
         paths = {str(event.src_path), str(getattr(event, "dest_path", "") or "")}
         if str(self.path) not in paths:
             return

@@ -41,7 +41,8 @@ def run_worker(app: App, install_signals: bool = False,
     except Exception as exc:
         raise FaxflowError(f"cannot open the journal: {exc}") from exc
     client = make_client(config.retarus, config.worker.concurrency)
-    worker = Worker(app, client)
+    worker = Worker(app, client, make_client=lambda: make_client(app.config.retarus,
+                                                                 app.config.worker.concurrency))
     if on_idle is not None:
         worker.on_idle = lambda: on_idle(worker)
     reloader = None
@@ -77,7 +78,7 @@ def run_worker(app: App, install_signals: bool = False,
         if reloader is not None:
             reloader.stop()
         app.shutdown()
-        client.close()
+        worker.close_clients()
         app.journal.close()
     return worker
 

@@ -39,11 +39,17 @@ class Decided:
 class Worker:
     def __init__(self, app: App, client: RetarusClient,
                  worker_id: str | None = None,
-                 on_idle: Callable[[], None] | None = None) -> None:
+                 on_idle: Callable[[], None] | None = None,
+                 make_client: Callable[[], RetarusClient] | None = None) -> None:
         if app.journal is None:
             raise ValueError("the worker needs a journal")
         self.app = app
         self.client = client
+        # A hot reload may change credentials or the data centre: then a new client is made
+        # (the old one is closed once no download uses it any more, i.e. at shutdown).
+        self._make_client = make_client
+        self._client_settings = app.config.retarus
+        self._old_clients: list[RetarusClient] = []
         self.journal = app.journal
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
         self.on_idle = on_idle  # called when every topic came back empty (demo, tests)
@@ -53,6 +59,8 @@ class Worker:
         self._acks: dict[str, dict[str, Decided]] = {}
         self._topic_turn = 0
         self.metrics = app.metrics
+        # Fixed for the life of the worker (its thread pool); a reload changes it at restart.
+        self.concurrency = app.config.worker.concurrency
 
     # --- control -----------------------------------------------------------------------
 
@@ -68,7 +76,7 @@ class Worker:
 
     def run(self) -> None:
         settings = self.app.config.worker
-        executor = ThreadPoolExecutor(settings.concurrency, thread_name_prefix="fax")
+        executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="fax")
         self._recover_acks()
         delay = 0.0
         try:
@@ -92,7 +100,7 @@ class Worker:
 
     def _free_slots(self) -> int:
         with self._cond:
-            return self.app.config.worker.concurrency - self._in_flight
+            return self.concurrency - self._in_flight
 
     def _idle(self) -> bool:
         with self._cond:
@@ -108,9 +116,27 @@ class Worker:
                     return
                 self._cond.wait(left)
 
+    def _refresh_client(self) -> None:
+        settings = self.app.config.retarus
+        keys = ("region", "base_url", "username", "password", "timeout")
+        if self._make_client is None or all(
+                getattr(settings, k) == getattr(self._client_settings, k) for k in keys):
+            return
+        self._old_clients.append(self.client)
+        self.client = self._make_client()
+        self._client_settings = settings
+        log.info("Retarus connection settings changed: using %s from now on",
+                 self.client.base_url)
+
+    def close_clients(self) -> None:
+        for client in self._old_clients:
+            client.close()
+        self.client.close()
+
     def _pull_round(self, executor: ThreadPoolExecutor) -> bool | None:
         """One pull per topic. True if a batch came back full (more are waiting), None if a
         pull failed."""
+        self._refresh_client()
         retarus = self.app.config.retarus
         topics = list(retarus.topics)
         full = False
@@ -152,11 +178,11 @@ class Worker:
         """Wait until half the slots are free, so pulls come in batches rather than one job
         per finished fax; finished faxes' acks wait at most `ack_delay` once a slot is free."""
         settings = self.app.config
-        enough = max(1, min(settings.retarus.fetch, settings.worker.concurrency) // 2)
+        enough = max(1, min(settings.retarus.fetch, self.concurrency) // 2)
         started = time.monotonic()
         with self._cond:
             while not self._stop.is_set():
-                free = settings.worker.concurrency - self._in_flight
+                free = self.concurrency - self._in_flight
                 waited = time.monotonic() - started
                 if free >= enough or (free > 0 and waited >= ack_delay):
                     return
@@ -269,7 +295,7 @@ class Worker:
 
     def _download(self, fax: Fax) -> bool:
         """Download every document; a failure becomes a problem on the fax."""
-        from faxflow.retarus import NotFoundError
+        from faxflow.retarus import NotFoundError, ProtocolError, TooLargeError
 
         folder = self._spool_dir(fax)
         folder.mkdir(parents=True, exist_ok=True)
@@ -281,8 +307,11 @@ class Worker:
             except NotFoundError as exc:
                 fax.problems.append(Problem("download", None, f"document {ref.name} is gone "
                                             f"at Retarus (expired?): {exc}", transient=False))
-            except Exception as exc:
-                fax.problems.append(Problem("download", None, f"{ref.name}: {exc}"))
+            except (TooLargeError, ProtocolError) as exc:  # no second try can fix the document
+                fax.problems.append(Problem("download", None, f"document {ref.name or i}: {exc}",
+                                            transient=False))
+            except Exception as exc:  # network, credentials: may work on the next attempt
+                fax.problems.append(Problem("download", None, f"document {ref.name or i}: {exc}"))
         if not fax.job.documents:
             fax.problems.append(Problem("download", None, "the job lists no document",
                                         transient=False))

@@ -114,9 +114,9 @@ fi
 # Where HTTPS to PyPI passes a proxy with its own CA (as here), pip inside needs the host's CA
 # bundle: /etc/ssl/certs is mounted on /mnt (there in every Debian image, so no mount point is
 # left behind) for the RUN steps only, and the Dockerfile's PIP_CA_BUNDLE argument names it.
-extra=()
+extra=(--build-arg "REVISION=$(git -C "$repo" rev-parse HEAD 2>/dev/null || echo unknown)")
 if [ -s /etc/ssl/certs/ca-certificates.crt ]; then
-    extra=(-v /etc/ssl/certs:/mnt:ro --build-arg PIP_CA_BUNDLE=/mnt/ca-certificates.crt)
+    extra+=(-v /etc/ssl/certs:/mnt:ro --build-arg PIP_CA_BUNDLE=/mnt/ca-certificates.crt)
 fi
 step "podman build $(basename "$dockerfile") -> $tag"
 # --format docker: OCI image configs have no HEALTHCHECK. --pull=never: FROM is the local base.

@@ -84,7 +84,10 @@ def test_image_builds_and_runs() -> None:
     assert sorted(config["Volumes"]) == sorted(IMAGE_DIRS)
     assert "OMP_THREAD_LIMIT=1" in config["Env"]
     assert image["Healthcheck"]["Test"][0] == "CMD"  # kept: built with --format docker
-    assert config["Labels"]["org.opencontainers.image.title"] == "faxflow"
+    labels = config["Labels"]
+    assert labels["org.opencontainers.image.title"] == "faxflow"
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert labels["org.opencontainers.image.version"] == version, "update ARG VERSION"
 
 
 @pytest.mark.container

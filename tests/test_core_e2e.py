@@ -237,3 +237,26 @@ def test_not_yet_vote_retries_after_lock_expiry_then_quarantines(
         ("received", stubborn), ("received", stubborn), ("received", stubborn)]
     others = sorted(set(ids) - {stubborn})
     assert sorted(i for e, i in seen.events if e == "acknowledged") == others
+
+
+def test_fixing_the_password_in_the_config_file_takes_effect_without_restart(
+        sim: SimulatorServer, env: dict[str, str], tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    ids = add_faxes(sim, 5)
+    config = tmp_path / "faxflow.toml"
+    good = config_text(sim.api_url).replace("reload = false", "reload = true")
+    config.write_text(good.replace("${SIM_PASSWORD}", "wrong-password"))
+
+    def fix_when_refused() -> bool:
+        if "wrong username or password" in caplog.text and "wrong-password" in config.read_text():
+            config.write_text(good)  # the operator fixes the file; the worker reloads it
+        return sim.sim.topic_state("abc123")["acknowledged"] == 5
+
+    with caplog.at_level(logging.INFO):
+        run_in_thread(config, fix_when_refused, 60)
+    assert delivered(Path(env["E2E_OUT"])) == {safe_name(i) + ".pdf" for i in ids}
+    assert "configuration reloaded" in caplog.text
+    assert "Retarus connection settings changed" in caplog.text
+    assert "wrong-password" not in caplog.text

@@ -16,6 +16,7 @@ from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from faxflow_folder import LOCK_NAME
 import servers.http
 from servers.redmine import FakeRedmine
 from servers.smtp import SmtpServer
@@ -214,10 +215,18 @@ def full_disk(out: Path) -> Callable[[], object]:
     return filler.unlink
 
 
+def away(out: Path) -> Callable[[], object]:
+    # A volume not mounted: the folder is not there at all.
+    aside = out.with_name("out-away")
+    out.rename(aside)
+    return lambda: aside.rename(out)
+
+
 @pytest.mark.parametrize("condition, message", [
     (read_only, "Read-only file system"),
     (full_disk, "No space left on device"),
-], ids=["read-only", "disk-full"])
+    (away, "does not exist (not mounted?)"),
+], ids=["read-only", "disk-full", "folder-away"])
 def test_output_folder_unwritable_then_fixed(
         sim: SimulatorServer, tmp_path: Path, out_folder: Path,
         caplog: pytest.LogCaptureFixture, condition: Callable[[Path], Callable[[], object]],
@@ -242,8 +251,9 @@ type = "folder"
         running.stop()
     written = sorted(p.name for p in out_folder.glob("*.pdf"))
     assert len(written) == len(ids) == FAXES
-    assert not [p.name for p in out_folder.glob(".*")], "temporary files left behind"
-    assert f"folder: {message}" in caplog.text
+    left = [p.name for p in out_folder.glob(".*") if p.name != LOCK_NAME]
+    assert not left, "temporary files left behind"
+    assert "folder: " in caplog.text and message in caplog.text
     assert "comes back after the lock timeout" in caplog.text
     assert not list((tmp_path / "quarantine").rglob("reason.txt"))
 

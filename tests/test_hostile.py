@@ -310,11 +310,6 @@ LOG_LINE = re.compile(r"^\d\d:\d\d:\d\d [A-Z]+ ")
 LOG_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "faxflow/logs.py setup(): the text formatter writes messages as they are, and the worker "
-    "and protocol log job ids raw (worker.py _process/_finish/_confirm_acks, protocol.py "
-    "deliver): an id holding CR/LF forges log lines, NUL/ESC/bidi reach the terminal; "
-    "control and format characters should be escaped (e.g. \\r\\n, \\x00, \\u202e)"))
 def test_sender_text_cannot_forge_log_lines_or_send_control_characters(run: Run) -> None:
     """Ids and sender fields are the sender's text: a CR/LF in them must not start a line of
     its own (forged log entries), nor may NUL, ESC or bidi overrides reach the log."""
@@ -323,12 +318,6 @@ def test_sender_text_cannot_forge_log_lines_or_send_control_characters(run: Run)
     assert LOG_CONTROL.findall(run.log) == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "faxflow/worker.py Worker._download: the client's ProtocolError for a document URL "
-    "without a file name (empty, '..', not a string, entry not an object) is caught by the "
-    "generic `except Exception` and becomes a transient Problem, so the fax is retried until "
-    "max_attempts; it can never work and should be a permanent Problem (quarantined at "
-    "attempt 1). The reason also reads 'download: : document has no file name' (empty name)"))
 def test_a_document_without_a_file_name_is_quarantined_at_once(run: Run) -> None:
     """Retrying cannot give a document URL a file name: quarantine on the first attempt."""
     for name in ("document-entries-wrong-types", "url-ends-in-dotdot"):
@@ -336,12 +325,6 @@ def test_a_document_without_a_file_name_is_quarantined_at_once(run: Run) -> None
         assert meta["attempt"] == 1, (name, meta["reasons"])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "faxflow/worker.py Worker._download: the client's TooLargeError (document over "
-    "[retarus] max_download_bytes) is caught by the generic `except Exception` and becomes "
-    "a transient Problem, so it is requested again on every attempt (and, from a server "
-    "that sends no Content-Length, streamed up to the cap again) until max_attempts; the "
-    "size will not change, so it should be a permanent Problem (quarantined at attempt 1)"))
 def test_a_document_over_the_size_cap_is_quarantined_at_once(run: Run) -> None:
     for name in ("over-the-size-cap",):
         meta = run.quarantined[_case(run, name).job_id]
@@ -390,14 +373,6 @@ def _fax(fax_id: str, folder: Path) -> Fax:
     return Fax(job=job, topic="t", documents=[document])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "plugins/faxflow_folder/__init__.py deliver(): the free-name check (taken()) and the "
-    "writes (write() -> atomic_write, os.replace) are not atomic, so two faxes whose names "
-    "clean up alike, delivered at the same time, both pick the same stem and the second "
-    "replaces the first's document and sidecar after the first was reported delivered (and "
-    "then acknowledged): the first fax is lost. The name should be claimed atomically "
-    "(e.g. create the sidecar or a claim file with O_EXCL before writing, or hold a lock "
-    "per folder around check and write)"))
 def test_names_that_clean_up_alike_never_overwrite_each_other_even_at_once(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import faxflow_folder

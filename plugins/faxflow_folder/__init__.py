@@ -16,10 +16,13 @@ made safe and the result must stay inside the base folder.
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
 import json
 import logging
-from collections.abc import Iterable, Mapping
+import os
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +34,7 @@ from faxflow.types import DeliveryResult, DestinationType, Fax, Route
 
 log = logging.getLogger("faxflow.folder")
 
+LOCK_NAME = ".faxflow.lock"
 MAX_DEPTH = 16  # with 120-byte components this stays well under PATH_MAX
 OPTIONS: dict[str, tuple[type, ...]] = {
     "base": (str,), "path": (str,), "name": (str,), "content": (str,),
@@ -117,20 +121,35 @@ def deliver(fax: Fax, route: Route, known: Mapping[str, Path]) -> DeliveryResult
     key = delivery.stable_key(fax, route)
     stem = delivery.safe_component(str(opts.get("name") or fax.id), 100)
     content = str(opts.get("content", "original"))
-    for candidate in (stem, f"{stem}-{key[:8]}"):
-        files = delivery.files_to_send(fax, content, candidate)
-        if not taken(folder, candidate, key, files):
-            break
-    else:
-        raise delivery.permanent(f"folder: {folder / stem} and its alternative name are taken "
-                                 "by other faxes")
-    written = [write(base, folder / f.name, f.path) for f in files]
-    if opts.get("sidecar", True):
-        data = sidecar(fax, key, files, bool(opts.get("text", True)))
-        written.append(write(base, folder / f"{candidate}.json", data))
+    # Choosing a free name and writing must be one step: two faxes whose names clean up
+    # alike (from two threads or two workers) would otherwise overwrite each other.
+    with folder_lock(folder):
+        for candidate in (stem, f"{stem}-{key[:8]}"):
+            files = delivery.files_to_send(fax, content, candidate)
+            if not taken(folder, candidate, key, files):
+                break
+        else:
+            raise delivery.permanent(f"folder: {folder / stem} and its alternative name are "
+                                     "taken by other faxes")
+        written = [write(base, folder / f.name, f.path) for f in files]
+        if opts.get("sidecar", True):
+            data = sidecar(fax, key, files, bool(opts.get("text", True)))
+            written.append(write(base, folder / f"{candidate}.json", data))
     main = folder / files[0].name
     return DeliveryResult.delivered(f"wrote {', '.join(written)} to {folder}",
                                     reference=str(main))
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path) -> Iterator[None]:
+    """An exclusive lock on one folder, across threads and processes (flock on a hidden file;
+    each call opens its own file, so threads of one process exclude each other too)."""
+    fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def make_folder(base: Path, parts: list[str]) -> Path:
