@@ -115,8 +115,11 @@ def deliver(fax: Fax, app: App) -> None:
         fax.results[r.key] = result
         if journal:
             journal.route_finished(fax.topic, fax.id, r.key, result)
-        log.info("fax %s route %s (%s, rule %s): %s %s", fax.id, r.key, r.type, r.rule,
-                 result.outcome.value, result.detail)
+        log.info("fax %s topic %s route %s (%s, rule %s): %s %s", fax.id, fax.topic, r.key,
+                 r.type, r.rule, result.outcome.value, result.detail,
+                 extra={"event": "delivery", "fax_id": fax.id, "topic": fax.topic,
+                        "rule": r.rule, "route": r.key, "destination": r.type,
+                        "outcome": result.outcome.value})
         app.metrics.deliveries.labels(r.type, result.outcome.value).inc()
         if result.outcome is Outcome.DELIVERED:
             app.notify("faxflow_fax_delivered", fax=fax, route=r, result=result, app=app)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from faxflow.ack import describe
 from faxflow.paths import safe_extension, safe_name
@@ -196,11 +196,13 @@ class Worker:
             if item.decision is not None:
                 if item.decision.verdict is Verdict.ACK:
                     self.metrics.acknowledged.labels(topic).inc()
-                    log.info("fax %s topic %s: acknowledged", fax_id, topic)
+                    log.info("fax %s topic %s: acknowledged", fax_id, topic,
+                             extra=event(item.fax, "acknowledged"))
                     self.app.notify("faxflow_fax_acknowledged", fax=item.fax,
                                     decision=item.decision, app=self.app)
                 else:
-                    log.info("fax %s topic %s: quarantine acknowledged", fax_id, topic)
+                    log.info("fax %s topic %s: quarantine acknowledged", fax_id, topic,
+                             extra=event(item.fax, "acknowledged"))
             self._clean_spool(item.fax)
 
     def _recover_acks(self) -> None:
@@ -267,7 +269,8 @@ class Worker:
             self._queue_ack(fax, None)  # decided before a crash; only the ack was missing
             return
         fax.attempt = record.attempts
-        log.info("fax %s topic %s: received (attempt %d)", fax.id, fax.topic, fax.attempt)
+        log.info("fax %s topic %s: received (attempt %d)", fax.id, fax.topic, fax.attempt,
+                 extra=event(fax, "received"))
         if fax.attempt > settings.max_attempts:
             self._download(fax)
             self._finish(fax, Decision(Verdict.QUARANTINE, (
@@ -331,17 +334,18 @@ class Worker:
             fax.scratch["quarantine_dir"] = where
             self.journal.decide(fax.topic, fax.id, "quarantine", "; ".join(decision.reasons))
             self.metrics.quarantined.labels(fax.topic).inc()
-            log.warning("%s -> %s", line, where)
+            log.warning("%s -> %s", line, where, extra=event(fax, "quarantined", decision))
             app.notify("faxflow_fax_quarantined", fax=fax, decision=decision, app=app)
             self._queue_ack(fax, decision)
         elif decision.verdict is Verdict.ACK:
             self.journal.decide(fax.topic, fax.id, "ack", "; ".join(decision.reasons))
-            log.info("%s", line)
+            log.info("%s", line, extra=event(fax, "decided", decision))
             self._queue_ack(fax, decision)
         else:
             self.journal.decide(fax.topic, fax.id, "retry", "; ".join(decision.reasons))
             self.metrics.retried.labels(fax.topic).inc()
-            log.warning("%s (comes back after the lock timeout)", line)
+            log.warning("%s (comes back after the lock timeout)", line,
+                        extra=event(fax, "retry", decision))
             app.notify("faxflow_fax_failed", fax=fax, decision=decision, app=app)
             self._clean_spool(fax)
 
@@ -352,3 +356,17 @@ class Worker:
 
     def _clean_spool(self, fax: Fax) -> None:
         shutil.rmtree(self._spool_dir(fax), ignore_errors=True)
+
+
+def event(fax: Fax, name: str, decision: Decision | None = None) -> dict[str, Any]:
+    """Structured fields of a lifecycle log line (they become keys with --log-format json)."""
+    fields: dict[str, Any] = {"event": name, "fax_id": fax.id, "topic": fax.topic,
+                              "attempt": fax.attempt}
+    rules = sorted({r.rule for r in fax.routes if r.rule})
+    if rules:
+        fields["rules"] = rules
+        fields["destinations"] = sorted({r.type for r in fax.routes})
+    if decision is not None:
+        fields["verdict"] = decision.verdict.value
+        fields["reasons"] = list(decision.reasons)
+    return fields
