@@ -16,8 +16,8 @@ from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from faxflow_folder import LOCK_NAME
 import servers.http
+from faxflow_folder import LOCK_NAME
 from servers.redmine import FakeRedmine
 from servers.smtp import SmtpServer
 from test_core_e2e import add_faxes, wait_for
