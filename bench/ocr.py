@@ -36,7 +36,6 @@ from faxflow.samples import cer, make_fax
 
 PATHS = {
     "default (pytesseract+pdf2image)": {"engine": "pytesseract", "rasterizer": "pdf2image"},
-    "pytesseract+pypdfium2": {"engine": "pytesseract", "rasterizer": "pypdfium2"},
     "pytesseract+extract": {"engine": "pytesseract", "rasterizer": "extract"},
     "tesserocr+pdf2image": {"engine": "tesserocr", "rasterizer": "pdf2image"},
     "tesserocr+extract": {"engine": "tesserocr", "rasterizer": "extract"},

@@ -180,10 +180,10 @@ def test_sigkilled_workers_lose_nothing_and_deliver_once(
     pdfs = sorted(p.stem for p in out.rglob("*.pdf"))
     assert pdfs == sorted(safe_component(i, 100) for i in ids), "folder: missing or extra files"
     assert len(list(out.rglob("*.json"))) == FAXES
-    # A process killed mid-write leaves its hidden temporary file behind (never a partial
-    # file under the real name); nothing cleans these up yet, so only bound them.
+    # A process killed mid-write leaves a hidden temporary file (never a partial file under
+    # the real name); the re-delivery of that fax removes it.
     leftovers = [p.name for p in out.rglob(".*") if p.name != LOCK_NAME]
-    assert all(n.endswith(".tmp") for n in leftovers), leftovers
+    assert leftovers == [], leftovers
     # Mail: each fax at least once; a repeat is the same mail (same Message-ID).
     by_fax: dict[str, set[str]] = {}
     for message in list(smtp.messages):
@@ -229,11 +229,6 @@ if FOLDER:
 '''
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "faxflow/delivery.py atomic_write (used by plugins/faxflow_folder write): a process "
-    "killed between creating '.<name>.<pid>.<hex>.tmp' in the target folder and renaming it "
-    "leaves that file there for good; the re-delivery writes a new temporary file under a new "
-    "name and never removes the stale one"))
 def test_a_crash_mid_write_leaves_no_temporary_file_in_the_folder(
         sim: SimulatorServer, smtp: SmtpServer, tmp_path: Path) -> None:
     (fax_id,) = add_faxes(sim, 1)

@@ -21,8 +21,7 @@ from faxflow_ocr.service import OcrService
 log = logging.getLogger("faxflow.ocr")
 STATE_KEY = "plugins.ocr"  # the service lives in app.state, so each App has its own
 _LOCK = threading.Lock()  # faxes in flight may all ask for the service at once
-NEEDS = {("engine", "tesserocr"): "tesserocr", ("rasterizer", "pypdfium2"): "pypdfium2",
-         ("rasterizer", "extract"): "pikepdf"}
+NEEDS = {("engine", "tesserocr"): "tesserocr", ("rasterizer", "extract"): "pikepdf"}
 
 
 @hookimpl

@@ -14,6 +14,8 @@ from typing import Any, Protocol
 
 from PIL import Image
 
+from faxflow_ocr.tools import limit_threads
+
 TESSDATA_GUESSES = ("/usr/share/tesseract-ocr/5/tessdata", "/usr/share/tesseract-ocr/4.00/tessdata",
                     "/usr/share/tessdata", "/usr/local/share/tessdata")
 
@@ -52,11 +54,15 @@ class _Counter:
 
 
 class PytesseractEngine(_Counter):
+    def __init__(self) -> None:
+        super().__init__()
+        limit_threads()  # pytesseract starts tesseract with os.environ
+
     def ocr(self, image: Image.Image, languages: str, psm: int, dpi: int, timeout: float,
             want_pdf: bool = False) -> OcrResult:
         from pytesseract import pytesseract as pt
 
-        image = _for_cli(image, bilevel_ok=want_pdf)
+        image = _for_cli(image)
         # One run gives words with confidences (TSV) and, if asked, the PDF page.
         config = f"--psm {psm} --dpi {dpi} -c tessedit_create_tsv=1"
         self.count()
@@ -93,15 +99,14 @@ def _whole_seconds(timeout: float) -> float:
     return max(0.5, timeout)
 
 
-def _for_cli(image: Image.Image, bilevel_ok: bool = False) -> Image.Image:
-    """The image as the file pytesseract writes for the CLI: PGM, not PNG (PNG encoding
-    costs 40-60 ms per fax page, PGM 3 ms). A bilevel page for a searchable PDF goes as a
-    1-bit PNG so tesseract embeds it G4-compressed instead of as an 8-bit picture."""
-    if bilevel_ok and image.mode == "L" and _is_bilevel(image):
+def _for_cli(image: Image.Image) -> Image.Image:
+    """The image as the file pytesseract writes for the CLI: PNM, not PNG (PNG encoding
+    costs 40-60 ms per fax page, PNM 3 ms). A page that is only black and white goes as
+    1 bit (PBM): tesseract then skips its own thresholding, and embeds it G4-compressed in
+    a searchable PDF instead of as an 8-bit picture."""
+    if image.mode == "L" and _is_bilevel(image):
         image = image.convert("1", dither=Image.Dither.NONE)
-        image.format = "PNG"
-        return image
-    if image.mode != "L":
+    elif image.mode not in ("L", "1"):
         image = image.convert("L")
     image.format = "PPM"
     return image

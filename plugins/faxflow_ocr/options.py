@@ -15,7 +15,7 @@ import phonenumbers
 from faxflow.config import ConfigProblem
 
 ENGINES = ("pytesseract", "tesserocr")
-RASTERIZERS = ("pdf2image", "pypdfium2", "extract")
+RASTERIZERS = ("pdf2image", "extract")
 ORIENTATION = ("auto", "always", "off")
 DESPECKLE = ("auto", "always", "off")
 _LANGS = re.compile(r"^[A-Za-z0-9_]+(\+[A-Za-z0-9_]+)*$")

@@ -1,4 +1,4 @@
-"""Turning one page into one image: pdf2image (default), pypdfium2, or the fax image itself.
+"""Turning one page into one image: pdf2image (default) or the fax image itself (extract).
 
 Always one page at a time: `convert_from_path` on a whole document holds about 2.9x the raw
 bitmap per page (3.8 GB for 50 pages at 300 dpi RGB); page by page stays flat.
@@ -6,7 +6,6 @@ bitmap per page (3.8 GB for 50 pages at 300 dpi RGB); page by page stays flat.
 
 from __future__ import annotations
 
-import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,8 +53,6 @@ def load(path: Path, kind: str, page: PageInfo, options: OcrOptions) -> PageImag
         extracted = _extract_fax_image(path, page, options)
         if extracted is not None:
             return extracted
-    if options.rasterizer == "pypdfium2":
-        return _pdfium(path, page, options)
     return _pdf2image(path, page, options)
 
 
@@ -86,25 +83,6 @@ def _pdf2image(path: Path, page: PageInfo, options: OcrOptions) -> PageImage:
     images = convert_from_path(path, dpi=options.dpi, first_page=page.number,
                                last_page=page.number, grayscale=True, timeout=timeout)
     return PageImage(images[0], options.dpi, options.dpi)
-
-
-_PDFIUM_LOCK = threading.Lock()  # pdfium is not thread-safe
-
-
-def _pdfium(path: Path, page: PageInfo, options: OcrOptions) -> PageImage:
-    import pypdfium2  # type: ignore[import-untyped]
-
-    # A fax image is rendered at its own x resolution, which also makes its pixels square.
-    dpi = page.xdpi if page.image_width else options.dpi
-    with _PDFIUM_LOCK:
-        document = pypdfium2.PdfDocument(path)
-        try:
-            pdf_page = document[page.number - 1]
-            image = pdf_page.render(scale=dpi / 72, grayscale=True).to_pil()
-            pdf_page.close()
-        finally:
-            document.close()
-    return PageImage(to_l(image), dpi, dpi)
 
 
 def to_l(image: Image.Image) -> Image.Image:
