@@ -133,6 +133,17 @@ def test_upside_down_page_is_turned_and_read(tmp_path: Path) -> None:
     assert document_cer(sample.page_texts, outcome.pages) < 0.005
 
 
+def test_pdf2image_rasterizer_reads_a_clean_fine_page(tmp_path: Path) -> None:
+    """pytesseract + pdf2image, the requested libraries, stay a supported, tested path."""
+    sample = make_fax(kind="invoice", pages=1, resolution="fine", fmt="pdf", seed=3)
+    ocr = service(tmp_path, rasterizer="pdf2image", cache=False)
+    try:
+        outcome = ocr.read(write(tmp_path, "p.pdf", sample.content).path, "p.pdf", "", "eng")
+    finally:
+        ocr.close()
+    assert document_cer(sample.page_texts, outcome.pages) < 0.005
+
+
 def test_fast_path_tesserocr_on_the_extracted_fax_image(tmp_path: Path) -> None:
     pytest.importorskip("tesserocr")
     sample = make_fax(kind="order", pages=1, resolution="standard", fmt="pdf", seed=6)
@@ -203,6 +214,21 @@ def test_pages_beyond_the_cap_are_recorded_as_skipped(tmp_path: Path) -> None:
     assert [p.error for p in outcome.pages[1:]] == ["skipped: beyond max_pages (1)"] * 2
 
 
+def test_page_timeout_gives_a_page_error_and_is_not_cached(tmp_path: Path) -> None:
+    sample = make_fax(kind="letter", pages=1, resolution="fine", fmt="tiff", seed=1)
+    path = write(tmp_path, "slow.tif", sample.content).path
+    ocr = service(tmp_path, page_timeout=0.1)  # tesseract needs > 1 s for this page
+    try:
+        first = ocr.read(path, "slow.tif", "ab" * 32, "eng")
+        second = ocr.read(path, "slow.tif", "ab" * 32, "eng")
+    finally:
+        ocr.close()
+    for outcome in (first, second):
+        assert outcome.cached is False  # a failed page gets another chance
+        assert outcome.pages[0].text == ""
+        assert (outcome.pages[0].error or "").startswith("OCR timed out: ")
+
+
 @pytest.mark.parametrize("fmt", ["pdf", "tiff"])
 def test_pixel_limit_is_checked_before_decoding(tmp_path: Path, fmt: str) -> None:
     sample = make_fax(kind="letter", pages=1, resolution="fine", fmt=fmt, seed=1)
@@ -254,7 +280,8 @@ def test_small_page_with_a_huge_image_is_not_rendered(tmp_path: Path) -> None:
      "not a PDF: page.pdf starts with '<html><body>'"),
     ("fax.docx", b"PK\x03\x04rest", "unsupported document type: fax.docx starts with 'PK??rest'"),
     ("broken.pdf", b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog >>\nendobj\ngarbage\n",
-     "PDF is damaged: "),
+     "PDF is damaged: Syntax Error: Couldn't find trailer dictionary"),
+    ("bad.tif", b"II*\x00garbage", "TIFF is damaged: cannot identify image file bad.tif"),
 ])
 def test_unreadable_documents_are_rejected_with_a_reason(
         tmp_path: Path, name: str, content: bytes, reason: str) -> None:
@@ -299,6 +326,24 @@ def test_config_problems_name_the_key(tmp_path: Path) -> None:
                for path, message in problems)
     assert any(path == (*base, "languages_by_receiver", "+4930123456")
                for path, _ in problems)
+
+
+def test_reload_keeps_the_pool_unless_ocr_options_change(tmp_path: Path) -> None:
+    app = make_app(tmp_path, "workers = 1")
+    first = app.state[faxflow_ocr.STATE_KEY]
+    try:
+        app.configure(app.config)  # e.g. a reload that changed only the rules
+        assert app.state[faxflow_ocr.STATE_KEY] is first
+        config, _ = faxflow.config.parse(f'[worker]\nspool_dir = "{tmp_path / "spool"}"\n'
+                                         "[plugins.ocr]\nworkers = 2\n",
+                                         path=tmp_path / "faxflow.toml")
+        app.configure(config)
+        second = app.state[faxflow_ocr.STATE_KEY]
+        assert second is not first and second.options.workers == 2
+        assert first._pool is None  # nothing in flight: the old pool is closed at once
+    finally:
+        app.shutdown()
+    assert faxflow_ocr.STATE_KEY not in app.state
 
 
 def test_languages_by_receiver_compares_e164() -> None:

@@ -42,10 +42,15 @@ def faxflow_configure(config: Config, app: App) -> None:
     parsed, problems = opts.parse(config.plugin_options("ocr"))
     if problems:  # check_config ran first; this only guards direct calls
         raise ValueError("; ".join(p.format() for p in problems))
-    old = app.state.pop(STATE_KEY, None)
+    cache_dir = _cache_dir(parsed, config, app)
+    with _LOCK:
+        old = app.state.get(STATE_KEY)
+        if isinstance(old, OcrService) and old.options == parsed and old.cache_dir == cache_dir:
+            return  # a reload that changed other plugins' options: keep pool and engines
+        app.state[STATE_KEY] = OcrService(parsed, cache_dir)
     if isinstance(old, OcrService):
-        old.close()
-    app.state[STATE_KEY] = OcrService(parsed, _cache_dir(parsed, config, app))
+        # Faxes in flight finish their pages on the old pool; its threads end after that.
+        old.close(wait=False)
 
 
 @hookimpl

@@ -173,7 +173,9 @@ def _inspect_tiff(path: Path, max_pages: int) -> DocumentInfo:
     pages: list[PageInfo] = []
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            # Our own pixel limit applies; Pillow's complaints about bad tags end up in the
+            # exception below if they matter.
+            warnings.simplefilter("ignore")
             with Image.open(path) as image:
                 count = getattr(image, "n_frames", 1)
                 for index in range(min(count, max_pages)):
@@ -185,5 +187,6 @@ def _inspect_tiff(path: Path, max_pages: int) -> DocumentInfo:
     except Image.DecompressionBombError as exc:
         raise PermanentError(f"TIFF {path.name} is too large to open: {exc}") from None
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
-        raise PermanentError(f"TIFF is damaged: {exc}") from None
+        message = str(exc).replace(f"'{path}'", path.name).replace(str(path), path.name)
+        raise PermanentError(f"TIFF is damaged: {message}") from None
     return DocumentInfo("tiff", count, pages)

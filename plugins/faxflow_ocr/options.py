@@ -28,7 +28,7 @@ class OcrOptions:
     psm: int = 4  # one column of rows: keeps invoice table rows together (psm 3 splits them)
     workers: int = os.cpu_count() or 1
     engine: str = "pytesseract"
-    rasterizer: str = "pdf2image"
+    rasterizer: str = "extract"  # the fax image itself; other pages fall back to pdf2image
     dpi: int = 200  # for PDF pages that are not one fax image (those keep their own pixels)
     orientation: str = "auto"  # auto: OSD only when the first pass has low confidence
     orientation_min_confidence: float = 60.0

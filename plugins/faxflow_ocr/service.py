@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import tempfile
+import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -53,24 +54,52 @@ class OcrService:
         limit_threads()
         self.options = options
         self.engine: Engine = make_engine(options.engine, options.tessdata, options.workers)
+        self.cache_dir = cache_dir
         self.cache = TextCache(cache_dir) if options.cache and cache_dir else None
         self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self._reading = 0  # documents in flight
+        self._retiring = False
 
     @property
     def pool(self) -> ThreadPoolExecutor:
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.options.workers, thread_name_prefix="ocr")
-        return self._pool
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.options.workers, thread_name_prefix="ocr")
+            return self._pool
 
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+    def close(self, wait: bool = True) -> None:
+        """Stop the pool and engines. wait=False (a config reload): documents being read
+        finish on this pool, which closes after the last of them."""
+        with self._lock:
+            self._retiring = True
+            if not wait and self._reading:
+                return
+        self._release(wait)
+
+    def _release(self, wait: bool) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=wait)
         self.engine.close()
 
     def read(self, path: Path, name: str, sha256: str, languages: str,
              pdf_target: Path | None = None) -> Outcome:
         """Every page of one document; PermanentError when it cannot be read at all."""
+        with self._lock:
+            self._reading += 1
+        try:
+            return self._read(path, name, sha256, languages, pdf_target)
+        finally:
+            with self._lock:
+                self._reading -= 1
+                last = self._retiring and self._reading == 0
+            if last:
+                self._release(wait=False)
+
+    def _read(self, path: Path, name: str, sha256: str, languages: str,
+              pdf_target: Path | None) -> Outcome:
         options = self.options
         key = f"{sha256}|{languages}|{options.fingerprint()}|{options.max_pages}"
         if self.cache and sha256:
