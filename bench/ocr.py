@@ -35,8 +35,8 @@ from PIL import Image
 from faxflow.samples import cer, make_fax
 
 PATHS = {
-    "default (pytesseract+pdf2image)": {"engine": "pytesseract", "rasterizer": "pdf2image"},
-    "pytesseract+extract": {"engine": "pytesseract", "rasterizer": "extract"},
+    "default (pytesseract+extract)": {"engine": "pytesseract", "rasterizer": "extract"},
+    "pytesseract+pdf2image": {"engine": "pytesseract", "rasterizer": "pdf2image"},
     "tesserocr+pdf2image": {"engine": "tesserocr", "rasterizer": "pdf2image"},
     "tesserocr+extract": {"engine": "tesserocr", "rasterizer": "extract"},
 }
@@ -238,7 +238,7 @@ def main() -> None:
                         default=[1, 2])
     parser.add_argument("--paths", type=lambda s: s.split(","), default=None,
                         help="first word of path names to run, e.g. default,tesserocr+extract")
-    parser.add_argument("--path", default="default (pytesseract+pdf2image)",
+    parser.add_argument("--path", default="default (pytesseract+extract)",
                         choices=list(PATHS), help="path for rss")
     parser.add_argument("--sizes", type=lambda s: [int(n) for n in s.split(",")],
                         default=[1, 10, 50, 200])
