@@ -80,7 +80,8 @@ def run(world: World, fax: Fax, journal: dict[str, DeliveryResult], *,
 
 
 def assert_once_each(world: World) -> None:
-    files = sorted(p.name for p in (world.out / "inbox").iterdir())
+    inbox = world.out / "inbox"
+    files = sorted(p.name for p in inbox.iterdir() if p.name != faxflow_folder.LOCK_NAME)
     assert files == ["fax-1.json", "fax-1.pdf"]
     assert (world.out / "inbox" / "fax-1.pdf").read_bytes() == PDF
     assert len(world.smtp.messages) == 1

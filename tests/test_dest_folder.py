@@ -22,7 +22,8 @@ def make_app(base: Path, extra: str = "") -> App:
 
 
 def all_files(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file())
+    """Delivered files: everything but the folder plugin's own lock file."""
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.name != faxflow_folder.LOCK_NAME)
 
 
 def test_writes_document_and_sidecar(tmp_path: Path) -> None:
