@@ -21,13 +21,14 @@ topic and return jobs per second, e.g. the full worker loop.
 from __future__ import annotations
 
 import argparse
+import queue
 import ssl
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,7 +143,7 @@ def faxflow_client(api_url: str, threads: int = 32, fetch: int = 100) -> float:
     The next pull does not wait for the current batch's downloads: while at most two
     batches are in flight, each pull acknowledges the jobs finished since the last one.
     """
-    drained = 0
+    drained = acked = 0
     with (
         RetarusClient(USER, PASSWORD, base_url=api_url, max_connections=threads) as client,
         ThreadPoolExecutor(max_workers=threads) as pool,
@@ -155,33 +156,35 @@ def faxflow_client(api_url: str, threads: int = 32, fetch: int = 100) -> float:
             return job.id
 
         start = time.perf_counter()
-        in_flight: set[Future[str]] = set()
-        done: list[str] = []
+        finished: queue.SimpleQueue[str] = queue.SimpleQueue()  # ids of downloaded jobs
+        in_flight = 0
 
-        def collect(block: bool) -> None:
-            finished, still = wait(
-                in_flight,
-                timeout=None if block else 0,
-                return_when=(FIRST_COMPLETED if block else ALL_COMPLETED),
-            )
-            in_flight.intersection_update(still)
-            done.extend(future.result() for future in finished)
+        def collect(block: bool) -> list[str]:
+            ids = [finished.get()] if block else []
+            while not finished.empty():
+                ids.append(finished.get())
+            return ids
 
+        acks: list[str] = []
         while True:
-            while len(in_flight) > fetch:
-                collect(block=True)
-            collect(block=False)
-            acks = done.copy()
-            done.clear()
+            while in_flight > fetch:  # at most two batches in flight
+                acks += collect(block=True)
+                in_flight = drained - len(acks) - acked
+            acks += collect(block=False)
             batch = client.pull(TOPIC, fetch=fetch, timeout=600, ack_ids=acks)
+            acked += len(acks)
+            acks = []
+            in_flight = drained - acked
             if not batch.jobs:
                 if not in_flight:
                     break
-                collect(block=True)  # nothing new yet: let downloads finish, then ask again
+                acks += collect(block=True)  # nothing new yet: let downloads finish
                 continue
             for job in batch.jobs:
-                in_flight.add(pool.submit(fetch_job, job, drained))
+                future = pool.submit(fetch_job, job, drained)
+                future.add_done_callback(lambda f: finished.put(f.result()))
                 drained += 1
+                in_flight += 1
         return drained / (time.perf_counter() - start)
 
 
