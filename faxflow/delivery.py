@@ -345,6 +345,21 @@ def describe(fax: Fax) -> str:
     return one_line(f"Fax from {sender} ({fax.id})")
 
 
+def summary(fax: Fax) -> str:
+    """A few lines describing a fax (title, received, numbers, pages, labels): the default
+    mail body and ticket text when a route gives none."""
+    meta = metadata(fax)
+    lines = [describe(fax), ""]
+    for label, key in (("Received", "received"), ("From", "sender"),
+                       ("Sender fax id", "sender_fax_id"), ("To", "receiver"),
+                       ("Pages", "pages")):
+        if meta.get(key) is not None:
+            lines.append(f"{label}: {one_line(str(meta[key]))}")
+    if fax.labels:
+        lines.append(f"Labels: {', '.join(sorted(fax.labels))}")
+    return "\n".join(lines)
+
+
 def one_line(text: str, limit: int = 250) -> str:
     """Text safe for a header or subject: no control characters, at most `limit` chars."""
     cleaned = "".join(" " if unicodedata.category(c)[0] == "C" else c for c in text)

@@ -160,16 +160,7 @@ def build_message(fax: Fax, route: Route, settings: Mapping[str, Any]
 
 
 def default_body(fax: Fax) -> str:
-    meta = delivery.metadata(fax)
-    lines = [delivery.describe(fax), ""]
-    for label, key in (("Received", "received"), ("From", "sender"),
-                       ("Sender fax id", "sender_fax_id"), ("To", "receiver"),
-                       ("Pages", "pages")):
-        if meta.get(key) is not None:
-            lines.append(f"{label}: {delivery.one_line(str(meta[key]))}")
-    if fax.labels:
-        lines.append(f"Labels: {', '.join(sorted(fax.labels))}")
-    return "\n".join(lines) + "\n"
+    return delivery.summary(fax) + "\n"
 
 
 def link_for(fax: Fax, route: Route, settings: Mapping[str, Any], file: str,

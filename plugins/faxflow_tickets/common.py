@@ -142,13 +142,4 @@ def description(fax: Fax, route: Route, name: str = "description") -> str:
     """The ticket text: the route's (templated) text or a summary of the fax."""
     if route.options.get(name):
         return str(route.options[name])
-    meta = delivery.metadata(fax)
-    lines = [delivery.describe(fax), ""]
-    for label, key in (("Received", "received"), ("From", "sender"),
-                       ("Sender fax id", "sender_fax_id"), ("To", "receiver"),
-                       ("Pages", "pages")):
-        if meta.get(key) is not None:
-            lines.append(f"{label}: {delivery.one_line(str(meta[key]))}")
-    if fax.labels:
-        lines.append(f"Labels: {', '.join(sorted(fax.labels))}")
-    return "\n".join(lines)
+    return delivery.summary(fax)
