@@ -68,6 +68,9 @@ def faxflow_classify(fax: Fax, app: App) -> Classification | None:
     # routing. See docs/rules.md, "Labels from other plugins".
     rules = current(app)
     evaluation = ruleset.evaluate(rules, fax)
+    # Kept for routing, which would otherwise evaluate every rule (and regex) a second time;
+    # only label conditions can see something new there (other plugins' labels).
+    fax.scratch["rules"] = (rules, evaluation)
     labels = set(evaluation.labels)
     if evaluation.used_default and rules.uses_labels:
         # Routing may still match a label rule: do not call the fax unsorted yet.
@@ -81,7 +84,12 @@ def faxflow_classify(fax: Fax, app: App) -> Classification | None:
 @hookimpl
 def faxflow_route(fax: Fax, app: App) -> list[Route]:
     rules = current(app)
-    rendered = ruleset.render(rules, ruleset.evaluate(rules, fax))
+    cached = fax.scratch.pop("rules", None)
+    if cached is not None and cached[0] is rules and not rules.uses_labels:
+        evaluation = cached[1]
+    else:
+        evaluation = ruleset.evaluate(rules, fax)
+    rendered = ruleset.render(rules, evaluation)
     errors = [r.error for r in rendered if r.error]
     if errors:  # the same fax renders the same way next time: retrying cannot help
         raise PermanentError("; ".join(errors))
