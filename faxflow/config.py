@@ -87,6 +87,10 @@ class WorkerSettings:
     spool_dir: str = _opt("spool", "Where documents are downloaded; cleaned after ack.")
     quarantine_dir: str = _opt("quarantine", "Where faxes that cannot be processed are kept.")
     max_attempts: int = _opt(5, "Attempts before a fax is quarantined.", min=1)
+    retry_for: float = _opt(0.0, "Keep retrying a fax that fails transiently (a destination "
+                            "down) past max_attempts until it is this many seconds old (by "
+                            "its dateReceived); 0: off. Retarus deletes faxes after 7 days.",
+                            min=0.0, max=6 * 86400.0)
     poll_interval_max: float = _opt(30.0, "Longest wait between pulls when the topic is empty.",
                                     min=0.0)
     grace_period: float = _opt(60.0, "Seconds in-flight faxes get to finish on SIGTERM.",

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -271,7 +272,7 @@ class Worker:
         fax.attempt = record.attempts
         log.info("fax %s topic %s: received (attempt %d)", fax.id, fax.topic, fax.attempt,
                  extra=event(fax, "received"))
-        if fax.attempt > settings.max_attempts:
+        if fax.attempt > settings.max_attempts and self._old_enough(fax):
             self._download(fax)
             self._finish(fax, Decision(Verdict.QUARANTINE, (
                 f"gave up after {settings.max_attempts} attempts: {record.reason or '?'}",),
@@ -288,10 +289,19 @@ class Worker:
             from faxflow.ack import decide
 
             decision = decide(self.app.ack_votes(fax))
-        if decision.verdict is Verdict.NOT_YET and fax.attempt >= settings.max_attempts:
+        if (decision.verdict is Verdict.NOT_YET and fax.attempt >= settings.max_attempts
+                and self._old_enough(fax)):
             decision = Decision(Verdict.QUARANTINE, (
                 f"gave up after {fax.attempt} attempts", *decision.reasons), decision.votes)
         self._finish(fax, decision)
+
+    def _old_enough(self, fax: Fax) -> bool:
+        """Whether retries may end: `retry_for` seconds after receipt (unknown date: yes)."""
+        window = self.app.config.worker.retry_for
+        received = fax.job.date_received
+        if window <= 0 or received is None:
+            return True
+        return (datetime.now(UTC) - received).total_seconds() >= window
 
     def _spool_dir(self, fax: Fax) -> Path:
         return self.app.spool_dir / safe_name(fax.topic) / safe_name(fax.id)

@@ -260,3 +260,36 @@ def test_fixing_the_password_in_the_config_file_takes_effect_without_restart(
     assert "configuration reloaded" in caplog.text
     assert "Retarus connection settings changed" in caplog.text
     assert "wrong-password" not in caplog.text
+
+
+def test_retry_for_keeps_retrying_young_faxes_past_max_attempts(
+        sim: SimulatorServer, env: dict[str, str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    pdf = one_page_pdf("retry window")
+    now = datetime.now(UTC)
+    old = sim.sim.add_fax("abc123", documents=[{"extension": "pdf", "content": pdf}],
+                          dateReceived=(now - timedelta(hours=2)).strftime(
+                              "%Y-%m-%dT%H:%M:%S%z"))["id"]
+    young = sim.sim.add_fax("abc123", documents=[{"extension": "pdf", "content": pdf}],
+                            dateReceived=now.strftime("%Y-%m-%dT%H:%M:%S%z"))["id"]
+    monkeypatch.setenv("E2E_NOT_YET", f"{old},{young}")  # a destination that stays down
+    config = tmp_path / "faxflow.toml"
+    config.write_text(config_text(sim.api_url, lock_timeout=1, max_attempts=2)
+                      .replace("max_attempts = 2", "max_attempts = 2\nretry_for = 3600"))
+    journal = tmp_path / "journal.sqlite"
+
+    def attempts(fax_id: str) -> int:
+        if not journal.exists():
+            return 0
+        row = sqlite3.connect(journal).execute(
+            "SELECT attempts FROM fax WHERE fax_id=?", (fax_id,)).fetchone()
+        return int(row[0]) if row else 0
+
+    run_in_thread(config, lambda: sim.sim.topic_state("abc123")["acknowledged"] == 1
+                  and attempts(young) >= 4, 60)
+    reasons = [p.read_text() for p in (tmp_path / "quarantine").rglob("reason.txt")]
+    assert len(reasons) == 1 and "gave up after 2 attempts" in reasons[0]  # the old one
+    assert sim.sim.topic_state("abc123")["acks"] == [old]
+    assert attempts(young) >= 4  # past max_attempts, still waiting for its destination
