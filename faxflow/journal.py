@@ -85,6 +85,10 @@ class Journal(Protocol):
 
     def get(self, topic: str, fax_id: str) -> FaxRecord | None: ...
 
+    def owns(self, topic: str, fax_id: str, owner: str) -> bool:
+        """Whether `owner` still holds the fax (checked before each delivery: a worker that
+        lost its hold, e.g. cut off from the journal, must not deliver)."""
+
     def routes(self, topic: str, fax_id: str) -> dict[str, RouteRecord]: ...
 
     def route_started(self, topic: str, fax_id: str, route: str) -> None: ...
@@ -252,6 +256,14 @@ class SQLiteJournal:
                 "SELECT attempts, state, verdict, reason FROM fax WHERE topic=? AND fax_id=?",
                 (topic, fax_id)).fetchone()
         return FaxRecord(topic, fax_id, *row) if row else None
+
+    def owns(self, topic: str, fax_id: str, owner: str) -> bool:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT 1 FROM fax WHERE topic=? AND fax_id=? AND owner=? AND "
+                "state='processing' AND owner_until > ?",
+                (topic, fax_id, owner, time.time())).fetchone()
+        return row is not None
 
     def routes(self, topic: str, fax_id: str) -> dict[str, RouteRecord]:
         with self._lock:

@@ -238,6 +238,13 @@ class PostgresJournal:
             "WHERE topic = %s AND fax_id = %s", (topic, fax_id)).fetchone())
         return FaxRecord(topic, fax_id, *row) if row else None
 
+    def owns(self, topic: str, fax_id: str, owner: str) -> bool:
+        row = self._run("check ownership", lambda c: c.execute(
+            "SELECT 1 FROM faxflow_fax WHERE topic = %s AND fax_id = %s AND owner = %s "
+            "AND state = 'processing' AND owner_until > now()",
+            (topic, fax_id, owner)).fetchone())
+        return row is not None
+
     def routes(self, topic: str, fax_id: str) -> dict[str, RouteRecord]:
         rows = self._run("read routes", lambda c: c.execute(
             "SELECT route, state, detail, reference, attempts FROM faxflow_delivery "

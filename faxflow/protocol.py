@@ -102,6 +102,13 @@ def deliver(fax: Fax, app: App) -> None:
         # Started (a crash mid-call) or transient (the answer may have been lost after the
         # target acted): either way the target must be looked at before creating again.
         uncertain = record is not None
+        owner = fax.scratch.get("owner")
+        if journal and owner and not journal.owns(fax.topic, fax.id, owner):
+            # Our hold ran out (a stalled worker, a journal out of reach) and another worker
+            # may have the fax now: delivering could double it. It comes back later.
+            fax.problems.append(Problem(f"deliver:{r.key}", None,
+                                        "this worker no longer holds the fax in the journal"))
+            return
         if journal:
             journal.route_started(fax.topic, fax.id, r.key)
         def send(r: Route = r, u: bool = uncertain) -> DeliveryResult | None:

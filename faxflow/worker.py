@@ -270,6 +270,7 @@ class Worker:
             self._queue_ack(fax, None)  # decided before a crash; only the ack was missing
             return
         fax.attempt = record.attempts
+        fax.scratch["owner"] = self.worker_id
         log.info("fax %s topic %s: received (attempt %d)", fax.id, fax.topic, fax.attempt,
                  extra=event(fax, "received"))
         if fax.attempt > settings.max_attempts and self._old_enough(fax):

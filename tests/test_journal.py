@@ -75,3 +75,13 @@ def test_two_processes_never_claim_the_same_fax(tmp_path: Path) -> None:
     for p in procs:
         p.join(10)
     assert sum(won) == 200
+
+
+def test_owns_only_while_the_hold_lasts(tmp_path: Path) -> None:
+    j = SQLiteJournal(tmp_path / "j.sqlite")
+    j.claim("t", "1", "w1", hold=60)
+    assert j.owns("t", "1", "w1") and not j.owns("t", "1", "w2")
+    j.decide("t", "1", "retry", "down")
+    assert not j.owns("t", "1", "w1")  # the attempt is over
+    j.claim("t", "1", "w1", hold=-1)  # a hold that already ran out
+    assert not j.owns("t", "1", "w1")

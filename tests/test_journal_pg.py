@@ -58,6 +58,16 @@ def test_claim_counts_attempts_and_respects_other_owners(opener: Opener) -> None
     assert again is not None and again.attempts == 2 and again.reason == "smtp down"
 
 
+def test_owns_only_while_the_hold_lasts(opener: Opener) -> None:
+    j = opener()
+    j.claim("t", "1", "w1", hold=60)
+    assert j.owns("t", "1", "w1") and not j.owns("t", "1", "w2")
+    j.decide("t", "1", "retry", "down")
+    assert not j.owns("t", "1", "w1")
+    j.claim("t", "1", "w1", hold=-1)  # a hold that already ran out
+    assert not j.owns("t", "1", "w1")
+
+
 def test_the_same_owner_may_claim_again(opener: Opener) -> None:
     j = opener()
     assert j.claim("t", "1", "w1", hold=60) is not None

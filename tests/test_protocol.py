@@ -269,3 +269,16 @@ def test_duplicate_destination_type_is_an_error(faxflow_app_factory: Any) -> Non
     from faxflow.errors import ConfigError
     with pytest.raises(ConfigError, match="destination type 'box' declared twice"):
         faxflow_app_factory(plugins={"a": Pipeline(), "b": Pipeline()})
+
+
+def test_a_worker_that_lost_its_hold_does_not_deliver(faxflow_app_factory: Any,
+                                                      tmp_path: Path) -> None:
+    plugin = Pipeline()
+    app = faxflow_app_factory(plugins={"p": plugin})
+    app.journal.claim("t", "f1", "other-worker", 60)  # taken over after our hold ran out
+    fax = make_fax(tmp_path)
+    fax.scratch["owner"] = "this-worker"
+    decision = app.process_fax(fax)
+    assert decision.verdict is Verdict.NOT_YET
+    assert "no longer holds the fax" in decision.reasons[0]
+    assert plugin.uncertain == []  # faxflow_deliver was never called
