@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/ocr.py speed --pages 6 --rounds 2      # s/page, pages/min, CER
     .venv/bin/python bench/ocr.py cer                             # CER by condition
+    .venv/bin/python bench/ocr.py cer --resolutions standard --seeds 1,2,3,4,5
     .venv/bin/python bench/ocr.py rss --sizes 1,10,50,200         # peak RSS per fax size
 
 speed: for every path and 1 / 2 workers, runs are interleaved with raw `tesseract page.tif -
@@ -28,6 +29,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from faxflow_ocr import prep
 from faxflow_ocr.options import OcrOptions
 from faxflow_ocr.service import OcrService
 from PIL import Image
@@ -128,34 +130,43 @@ def speed(args: argparse.Namespace) -> None:
 
 
 def accuracy(args: argparse.Namespace) -> None:
-    """CER of one path and of the raw CLI per condition, one page per kind."""
-    print(f"\nCER % ({args.path} vs raw CLI on the same page), one page per kind: "
-          f"{', '.join(args.kinds)}")
-    print(f"{'condition':18} {'plugin':>7} {'raw CLI':>8}  per kind (plugin)")
-    conditions = [("fine", False), ("standard", False), ("fine", True), ("standard", True)]
+    """CER of one path and of the raw CLI per condition, one page per kind and seed."""
+    if args.old_standard_prep:
+        # The standard-page prep before thicken, thin_rows and the scaled noise threshold,
+        # to measure that change: `... cer --old-standard-prep` next to a run without it.
+        prep.STANDARD_NOISE_SCALE = 1
+        prep.thicken = prep.thin_rows = lambda gray: gray
+    print(f"\nCER % ({args.path} vs raw CLI on the same page), one page per kind and seed: "
+          f"{', '.join(args.kinds)}; seeds {args.seeds}")
+    print(f"{'condition':18} {'plugin':>7} {'raw CLI':>8} {'s/page':>7}  per page (plugin)")
+    conditions = [c for c in [("fine", False), ("standard", False), ("fine", True),
+                              ("standard", True)] if c[0] in args.resolutions]
     with tempfile.TemporaryDirectory() as folder:
         for resolution, noisy in conditions:
             totals = [0.0, 0.0, 0]
-            per_kind = []
-            for kind in args.kinds:
-                common = {"kind": kind, "pages": 1, "resolution": resolution, "noisy": noisy,
-                          "seed": args.seed}
-                sample = make_fax(fmt="pdf", **common)  # type: ignore[arg-type]
-                twin = make_fax(fmt="tiff", **common)  # type: ignore[arg-type]
-                pdf = Path(folder, "fax.pdf")
-                pdf.write_bytes(sample.content)
-                _, _, texts = plugin(pdf, 1, PATHS[args.path], Path(folder, "cache"))
-                _, _, raw = raw_cli(split_tiff(twin.content, Path(folder)), 1)
-                truth = sample.page_texts[0]
-                mine, base = cer(truth, texts[0]), cer(truth, raw[0])
-                totals[0] += mine * len(truth)
-                totals[1] += base * len(truth)
-                totals[2] += len(truth)
-                per_kind.append(f"{100 * mine:.2f}")
+            per_page = []
+            seconds = 0.0
+            for seed in args.seeds:
+                for kind in args.kinds:
+                    common = {"kind": kind, "pages": 1, "resolution": resolution,
+                              "noisy": noisy, "seed": seed}
+                    sample = make_fax(fmt="pdf", **common)  # type: ignore[arg-type]
+                    twin = make_fax(fmt="tiff", **common)  # type: ignore[arg-type]
+                    pdf = Path(folder, "fax.pdf")
+                    pdf.write_bytes(sample.content)
+                    took, _, texts = plugin(pdf, 1, PATHS[args.path], Path(folder, "cache"))
+                    seconds += took
+                    _, _, raw = raw_cli(split_tiff(twin.content, Path(folder)), 1)
+                    truth = sample.page_texts[0]
+                    mine, base = cer(truth, texts[0]), cer(truth, raw[0])
+                    totals[0] += mine * len(truth)
+                    totals[1] += base * len(truth)
+                    totals[2] += len(truth)
+                    per_page.append(f"{100 * mine:.1f}")
             label = f"{'noisy' if noisy else 'clean'} {resolution}"
             mine_all, base_all = (100 * t / totals[2] for t in totals[:2])
-            print(f"{label:18} {mine_all:7.2f} {base_all:8.2f}  {' '.join(per_kind)}",
-                  flush=True)
+            print(f"{label:18} {mine_all:7.2f} {base_all:8.2f} {seconds / len(per_page):7.2f}  "
+                  f"{' '.join(per_page)}", flush=True)
 
 
 # --- memory ---------------------------------------------------------------------------------
@@ -248,6 +259,12 @@ def main() -> None:
     parser.add_argument("--file", help="rss-one: the PDF to read")
     parser.add_argument("--kinds", type=lambda s: s.split(","),
                         default=["invoice", "letter", "order", "referral", "delivery_note"])
+    parser.add_argument("--seeds", type=lambda s: [int(n) for n in s.split(",")], default=[1],
+                        help="cer: sample seeds (one page per kind and seed)")
+    parser.add_argument("--resolutions", type=lambda s: s.split(","),
+                        default=["fine", "standard"], help="cer: e.g. standard")
+    parser.add_argument("--old-standard-prep", action="store_true",
+                        help="cer: standard pages as before thicken / thin_rows / noise scale")
     args = parser.parse_args()
     {"speed": speed, "cer": accuracy, "rss": rss, "rss-one": rss_one}[args.mode](args)
 
