@@ -19,9 +19,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from faxflow.ack import describe
+from faxflow.ack import decide, describe
 from faxflow.paths import safe_extension, safe_name
 from faxflow.quarantine import write_quarantine
+from faxflow.retarus import NotFoundError, ProtocolError, TooLargeError
 from faxflow.types import Decision, Fax, Job, Problem, Verdict, Vote
 
 if TYPE_CHECKING:
@@ -287,8 +288,6 @@ class Worker:
                 log.exception("fax %s: the protocol raised", fax.id)
                 decision = Decision(Verdict.NOT_YET, (f"protocol raised {exc!r}",), {})
         else:
-            from faxflow.ack import decide
-
             decision = decide(self.app.ack_votes(fax))
         if (decision.verdict is Verdict.NOT_YET and fax.attempt >= settings.max_attempts
                 and self._old_enough(fax)):
@@ -309,8 +308,6 @@ class Worker:
 
     def _download(self, fax: Fax) -> bool:
         """Download every document; a failure becomes a problem on the fax."""
-        from faxflow.retarus import NotFoundError, ProtocolError, TooLargeError
-
         folder = self._spool_dir(fax)
         folder.mkdir(parents=True, exist_ok=True)
         limit = self.app.config.retarus.max_download_bytes

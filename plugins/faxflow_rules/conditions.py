@@ -124,21 +124,27 @@ class Invalid(Condition):
         return Check(self.what, False)
 
 
+def short_circuit(what: str, parts: list[Condition], s: Subject, stop_at: bool) -> Check:
+    """Evaluate parts in order until one is `stop_at` (all: False, any: True); the rest are
+    shown as not evaluated, as explain prints them."""
+    children: list[Check] = []
+    stopped = False
+    for part in parts:
+        if stopped:
+            children.append(Check(part.what, None))
+            continue
+        check = part.evaluate(s)
+        children.append(check)
+        stopped = (check.ok is True) == stop_at
+    return Check(what, stop_at if stopped else not stop_at, children=children)
+
+
 class All(Condition):
     def __init__(self, parts: list[Condition], what: str = "all of") -> None:
         self.parts, self.what = parts, what
 
     def evaluate(self, s: Subject) -> Check:
-        children: list[Check] = []
-        ok = True
-        for part in self.parts:
-            if not ok:
-                children.append(Check(part.what, None))
-                continue
-            check = part.evaluate(s)
-            children.append(check)
-            ok = check.ok is True
-        return Check(self.what, ok, children=children)
+        return short_circuit(self.what, self.parts, s, stop_at=False)
 
 
 class Any_(Condition):
@@ -148,16 +154,7 @@ class Any_(Condition):
         self.parts = parts
 
     def evaluate(self, s: Subject) -> Check:
-        children: list[Check] = []
-        ok = False
-        for part in self.parts:
-            if ok:
-                children.append(Check(part.what, None))
-                continue
-            check = part.evaluate(s)
-            children.append(check)
-            ok = check.ok is True
-        return Check(self.what, ok, children=children)
+        return short_circuit(self.what, self.parts, s, stop_at=True)
 
 
 class Not(Condition):

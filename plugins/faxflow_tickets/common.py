@@ -43,6 +43,20 @@ class TicketSystem(Protocol):
     def attach(self, ticket: Ticket, files: list[delivery.OutFile]) -> None: ...
 
 
+def deliver_with(name: str, settings: Mapping[str, Any], fax: Fax, route: Route,
+                 uncertain: bool, open_client: Callable[[Mapping[str, Any]], httpx.Client],
+                 system: Callable[[httpx.Client, Mapping[str, Any], delivery.RetryPolicy],
+                                  TicketSystem]) -> DeliveryResult:
+    """What every ticketing hook does: check the settings, open one client, deliver."""
+    try:
+        settings_or_error(settings, name)
+    except delivery.DeliveryError as exc:
+        return delivery.as_result(exc)
+    policy = delivery.policy_from(settings)
+    with open_client(settings) as client:
+        return deliver(system(client, settings, policy), fax, route, uncertain, policy)
+
+
 def deliver(system: TicketSystem, fax: Fax, route: Route, uncertain: bool,
             policy: delivery.RetryPolicy = delivery.DEFAULT_POLICY) -> DeliveryResult:
     try:

@@ -69,14 +69,8 @@ def faxflow_check_config(config: Config) -> list[ConfigProblem]:
 def faxflow_deliver(fax: Fax, route: Route, uncertain: bool, app: App) -> DeliveryResult | None:
     if route.type != "jira":
         return None
-    settings = app.plugin_options("jira")
-    try:
-        common.settings_or_error(settings, "jira")
-    except delivery.DeliveryError as exc:
-        return delivery.as_result(exc)
-    policy = delivery.policy_from(settings)
-    with client_for(settings) as client:
-        return common.deliver(Jira(client, settings, policy), fax, route, uncertain, policy)
+    return common.deliver_with("jira", app.plugin_options("jira"), fax, route, uncertain,
+                               client_for, Jira)
 
 
 def client_for(settings: Mapping[str, Any]) -> httpx.Client:

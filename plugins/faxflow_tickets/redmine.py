@@ -63,16 +63,14 @@ def faxflow_check_config(config: Config) -> list[ConfigProblem]:
 def faxflow_deliver(fax: Fax, route: Route, uncertain: bool, app: App) -> DeliveryResult | None:
     if route.type != "redmine":
         return None
-    settings = app.plugin_options("redmine")
-    try:
-        common.settings_or_error(settings, "redmine")
-    except delivery.DeliveryError as exc:
-        return delivery.as_result(exc)
-    policy = delivery.policy_from(settings)
+    return common.deliver_with("redmine", app.plugin_options("redmine"), fax, route, uncertain,
+                               client_for, Redmine)
+
+
+def client_for(settings: Mapping[str, Any]) -> httpx.Client:
     headers = {"X-Redmine-API-Key": str(settings.get("api_key", "")),
                "Accept": "application/json"}
-    with common.make_client(str(settings["url"]), settings, headers=headers) as client:
-        return common.deliver(Redmine(client, settings, policy), fax, route, uncertain, policy)
+    return common.make_client(str(settings["url"]), settings, headers=headers)
 
 
 class Redmine:

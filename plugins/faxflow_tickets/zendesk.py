@@ -61,16 +61,14 @@ def faxflow_check_config(config: Config) -> list[ConfigProblem]:
 def faxflow_deliver(fax: Fax, route: Route, uncertain: bool, app: App) -> DeliveryResult | None:
     if route.type != "zendesk":
         return None
-    settings = app.plugin_options("zendesk")
-    try:
-        common.settings_or_error(settings, "zendesk")
-    except delivery.DeliveryError as exc:
-        return delivery.as_result(exc)
-    policy = delivery.policy_from(settings)
+    return common.deliver_with("zendesk", app.plugin_options("zendesk"), fax, route, uncertain,
+                               client_for, Zendesk)
+
+
+def client_for(settings: Mapping[str, Any]) -> httpx.Client:
     auth = (f"{settings.get('email', '')}/token", str(settings.get("api_token", "")))
-    with common.make_client(str(settings["url"]), settings, auth=auth,
-                            headers={"Accept": "application/json"}) as client:
-        return common.deliver(Zendesk(client, settings, policy), fax, route, uncertain, policy)
+    return common.make_client(str(settings["url"]), settings, auth=auth,
+                              headers={"Accept": "application/json"})
 
 
 class Zendesk:
