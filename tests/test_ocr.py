@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import faxflow_ocr
 import pluggy
@@ -216,6 +217,49 @@ def test_faxes_in_flight_share_one_pool(tmp_path: Path) -> None:
     assert peak == 1
     for sample, pages in zip(samples, results, strict=True):
         assert document_cer(sample.page_texts, pages) < 0.03  # read, not garbage
+
+
+def test_a_slow_page_does_not_hold_back_the_next_ones(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With 2 workers, while page 1 is slow (2 s added before its real reading, as an OSD
+    retry would add), the free worker goes on with pages 2 and 3; never more than 2 pages in
+    flight, and the pages still come back in order."""
+    import threading
+    import time
+
+    import faxflow_ocr.service
+
+    real_read_page = faxflow_ocr.service.read_page
+    lock = threading.Lock()
+    running, peak, events = 0, 0, []
+
+    def timed(*args: Any) -> Any:  # the real read_page, page 1 delayed
+        nonlocal running, peak
+        number = args[2].number
+        with lock:
+            running += 1
+            peak = max(peak, running)
+            events.append(("start", number))
+        try:
+            if number == 1:
+                time.sleep(2)
+            return real_read_page(*args)
+        finally:
+            with lock:
+                running -= 1
+                events.append(("end", number))
+
+    monkeypatch.setattr(faxflow_ocr.service, "read_page", timed)
+    ocr = service(tmp_path, workers=2, cache=False)
+    sample = make_fax(kind="order", pages=3, resolution="standard", fmt="pdf", seed=5)
+    try:
+        outcome = ocr.read(write(tmp_path, "s.pdf", sample.content).path, "s.pdf", "", "eng")
+    finally:
+        ocr.close()
+    assert peak == 2
+    assert events.index(("start", 3)) < events.index(("end", 1))  # page 3 did not wait
+    assert [p.number for p in outcome.pages] == [1, 2, 3]
+    assert document_cer(sample.page_texts, outcome.pages) < 0.03
 
 
 # --- limits ---------------------------------------------------------------------------------

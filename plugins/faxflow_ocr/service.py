@@ -12,8 +12,7 @@ import logging
 import subprocess
 import tempfile
 import threading
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -145,24 +144,33 @@ class OcrService:
 
     def _pages(self, path: Path, kind: str, info: doc.DocumentInfo, languages: str,
                want_pdf: bool) -> Any:
-        """PageResults (or PageText errors) in page order, at most `workers` in the pool."""
-        window: deque[tuple[doc.PageInfo, Future[PageResult]]] = deque()
+        """PageResults (or PageText errors) in page order, at most `workers` in the pool.
+
+        A new page goes in as soon as any page of the window is done, not only the oldest:
+        waiting for pages in order left a worker idle while an earlier page was slower (an
+        OSD retry, a dense page). Finished results wait in `done` (text only; the bitmaps
+        live inside read_page) until their turn.
+        """
+        running: dict[Future[PageResult], doc.PageInfo] = {}
+        done: dict[int, PageResult | PageText] = {}
+        order = [page.number for page in info.pages]
         pages = iter(info.pages)
-        while True:
-            while len(window) < self.options.workers:
-                page = next(pages, None)
-                if page is None:
-                    break
-                window.append((page, self.pool.submit(
-                    read_page, path, kind, page, self.options, self.engine, languages,
-                    want_pdf)))
-            if not window:
-                return
-            page, future = window.popleft()
-            try:
-                yield future.result()
-            except Exception as exc:  # one bad page must not lose the others
-                yield PageText(page.number, "", error=page_error(exc))
+        for number in order:
+            while number not in done:
+                while len(running) < self.options.workers:
+                    page = next(pages, None)
+                    if page is None:
+                        break
+                    running[self.pool.submit(read_page, path, kind, page, self.options,
+                                             self.engine, languages, want_pdf)] = page
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    page = running.pop(future)
+                    try:
+                        done[page.number] = future.result()
+                    except Exception as exc:  # one bad page must not lose the others
+                        done[page.number] = PageText(page.number, "", error=page_error(exc))
+            yield done.pop(number)
 
 
 def page_error(exc: BaseException) -> str:
