@@ -14,6 +14,7 @@ import pluggy
 import pytest
 from faxflow_ocr.options import OcrOptions
 from faxflow_ocr.service import OcrService
+from PIL import Image
 
 import faxflow.config
 import faxflow.hookspecs
@@ -82,6 +83,11 @@ def test_clean_fine_pdf_through_the_hooks_is_cached_and_searchable(tmp_path: Pat
         # pdftotext has its own reading order: compare words, not the sequence.
         words = set(normalize_text(sample.page_texts[0]).split())
         assert len(words & set(text.split())) > 0.9 * len(words)
+        # The page shows the fax's own 1-bit pixels, not the smoothed copy tesseract read.
+        listing = subprocess.run(["pdfimages", "-list", str(searchable)], capture_output=True,
+                                 text=True, check=True).stdout.splitlines()[2:]
+        assert [(row.split()[3], row.split()[5], row.split()[7]) for row in listing] == [
+            ("1728", "gray", "1")]  # width, colour, bits per component
 
         service = app.state[faxflow_ocr.STATE_KEY]
         calls = service.engine.calls
@@ -390,6 +396,36 @@ def test_config_problems_name_the_key(tmp_path: Path) -> None:
                for path, message in problems)
     assert any(path == (*base, "languages_by_receiver", "+4930123456")
                for path, _ in problems)
+
+
+def test_own_tessdata_folder_is_used_for_checks_and_reading(tmp_path: Path) -> None:
+    """`tessdata` points the default engine at another model folder (e.g. tessdata_best):
+    languages are checked against that folder, and pages are read with its models."""
+    import shutil
+
+    from faxflow_ocr.engine import find_tessdata
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    shutil.copy(Path(find_tessdata(), "eng.traineddata"), folder)  # eng only, no deu
+    pm = pluggy.PluginManager("faxflow")
+    pm.add_hookspecs(faxflow.hookspecs)
+    pm.register(faxflow_ocr, name="ocr")
+    config, _ = faxflow.config.parse(f'[plugins.ocr]\ntessdata = "{folder}"\n'
+                                     'languages = "eng+deu"\n')
+    problems = App(pm=pm, config=config).check_config(config)
+    assert [(p.path[-1], p.message) for p in problems] == [
+        ("languages", "language deu is not installed for tesseract (installed: eng)")]
+
+    sample = make_fax(kind="order", pages=1, resolution="standard", fmt="pdf", seed=2)
+    ocr = service(tmp_path, tessdata=str(folder), cache=False)
+    try:
+        outcome = ocr.read(write(tmp_path, "m.pdf", sample.content).path, "m.pdf", "", "eng")
+        with pytest.raises(Exception, match="deu"):  # not in that folder, though installed
+            ocr.engine.ocr(Image.new("L", (100, 100), 255), "deu", 4, 200, 30)
+    finally:
+        ocr.close()
+    assert document_cer(sample.page_texts, outcome.pages) < 0.03
 
 
 def test_reload_keeps_the_pool_unless_ocr_options_change(tmp_path: Path) -> None:

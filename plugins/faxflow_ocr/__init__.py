@@ -26,9 +26,10 @@ NEEDS = {("engine", "tesserocr"): "tesserocr", ("rasterizer", "extract"): "pikep
 
 @hookimpl
 def faxflow_check_config(config: Config) -> list[ConfigProblem]:
-    installed = opts.installed_languages()
-    parsed, problems = opts.parse(config.plugin_options("ocr"),
-                                  set(installed) if installed is not None else None)
+    table = config.plugin_options("ocr")
+    tessdata = table.get("tessdata")
+    installed = opts.installed_languages(tessdata if isinstance(tessdata, str) else None)
+    parsed, problems = opts.parse(table, set(installed) if installed is not None else None)
     for (key, value), package in NEEDS.items():
         if getattr(parsed, key) == value and importlib.util.find_spec(package) is None:
             problems.append(ConfigProblem(("plugins", "ocr", key),

@@ -3,9 +3,12 @@ tesseract library kept loaded in this process, about 11-20% less time per page).
 
 from __future__ import annotations
 
+import io
 import queue
 import re
+import shlex
 import threading
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,7 +35,9 @@ class Engine(Protocol):
     calls: int  # tesseract runs so far (OCR and OSD), for tests and the benchmark
 
     def ocr(self, image: Image.Image, languages: str, psm: int, dpi: int, timeout: float,
-            want_pdf: bool = False) -> OcrResult: ...
+            want_pdf: bool = False, picture: Image.Image | None = None) -> OcrResult:
+        """Text of `image`; with want_pdf also a one-page searchable PDF that shows
+        `picture` (same pixel grid; default: `image`) under the text layer."""
 
     def rotation(self, image: Image.Image, dpi: int, timeout: float) -> int | None:
         """Degrees to turn the page counter-clockwise to make it upright, if OSD is sure."""
@@ -54,23 +59,27 @@ class _Counter:
 
 
 class PytesseractEngine(_Counter):
-    def __init__(self) -> None:
+    def __init__(self, tessdata: str | None = None) -> None:
         super().__init__()
         limit_threads()  # pytesseract starts tesseract with os.environ
+        # pytesseract splits config with shlex, so a quoted folder may hold spaces
+        self.folder = f" --tessdata-dir {shlex.quote(tessdata)}" if tessdata else ""
 
     def ocr(self, image: Image.Image, languages: str, psm: int, dpi: int, timeout: float,
-            want_pdf: bool = False) -> OcrResult:
+            want_pdf: bool = False, picture: Image.Image | None = None) -> OcrResult:
         from pytesseract import pytesseract as pt
 
         image = _for_cli(image)
         # One run gives words with confidences (TSV) and, if asked, the PDF page.
-        config = f"--psm {psm} --dpi {dpi} -c tessedit_create_tsv=1"
+        config = f"--psm {psm} --dpi {dpi} -c tessedit_create_tsv=1{self.folder}"
         self.count()
         with pt.save(image) as (base, input_file):
             pt.run_tesseract(input_file, base, "pdf" if want_pdf else "tsv", languages,
                              config=config, timeout=_whole_seconds(timeout))
             tsv = Path(f"{base}.tsv").read_text(encoding="utf-8", errors="replace")
             pdf = Path(f"{base}.pdf").read_bytes() if want_pdf else None
+        if pdf is not None and picture is not None and picture is not image:
+            pdf = replace_picture(pdf, picture)
         text, confidence, words = parse_tsv(tsv)
         return OcrResult(text, confidence, words, pdf)
 
@@ -79,7 +88,8 @@ class PytesseractEngine(_Counter):
 
         self.count()
         try:
-            osd = pytesseract.image_to_osd(_for_cli(image), config=f"--psm 0 --dpi {dpi}",
+            osd = pytesseract.image_to_osd(_for_cli(image),
+                                           config=f"--psm 0 --dpi {dpi}{self.folder}",
                                            timeout=_whole_seconds(timeout))
         except pytesseract.TesseractError:
             return None  # too few characters to tell
@@ -93,6 +103,34 @@ class PytesseractEngine(_Counter):
 
     def close(self) -> None:
         pass
+
+
+def replace_picture(pdf: bytes, picture: Image.Image) -> bytes:
+    """tesseract's one-page PDF with its page image swapped for `picture`.
+
+    The text was read off a smoothed copy, which tesseract would embed as an 8-bit JPEG;
+    the page should show the fax's own sharp pixels, 1 bit and Flate-compressed when the
+    page is black and white. Same pixel grid, so the text layer still lines up."""
+    import pikepdf
+
+    bilevel = picture.mode == "1" or (picture.mode == "L" and _is_bilevel(picture))
+    picture = (picture.convert("1", dither=Image.Dither.NONE) if bilevel
+               else picture.convert("L"))
+    with pikepdf.open(io.BytesIO(pdf)) as document:
+        xobjects = document.pages[0].Resources.get("/XObject", pikepdf.Dictionary())
+        images = [x for x in xobjects.values() if x.get("/Subtype") == "/Image"]
+        if len(images) != 1 or (int(images[0].Width), int(images[0].Height)) != picture.size:
+            return pdf  # not the layout tesseract writes: keep its own picture
+        stream = images[0]
+        stream.write(zlib.compress(picture.tobytes()), filter=pikepdf.Name.FlateDecode)
+        stream.BitsPerComponent = 1 if bilevel else 8
+        stream.ColorSpace = pikepdf.Name.DeviceGray
+        for key in ("/DecodeParms", "/Decode", "/SMask"):
+            if key in stream:
+                del stream[key]
+        out = io.BytesIO()
+        document.save(out)
+    return out.getvalue()
 
 
 def _whole_seconds(timeout: float) -> float:
@@ -179,8 +217,7 @@ class TesserocrEngine(_Counter):
             free.put(api)
 
     def ocr(self, image: Image.Image, languages: str, psm: int, dpi: int, timeout: float,
-            want_pdf: bool = False) -> OcrResult:
-
+            want_pdf: bool = False, picture: Image.Image | None = None) -> OcrResult:
         if want_pdf:
             raise ValueError("tesserocr engine cannot write searchable PDFs")
         self.count()
@@ -228,4 +265,4 @@ def find_tessdata() -> str:
 def make_engine(name: str, tessdata: str | None, workers: int) -> Engine:
     if name == "tesserocr":
         return TesserocrEngine(tessdata, workers)
-    return PytesseractEngine()
+    return PytesseractEngine(tessdata)

@@ -34,6 +34,7 @@ class OcrOptions:
     orientation_min_confidence: float = 60.0
     despeckle: str = "auto"  # auto: only pages whose isolated-pixel ratio says noisy
     deskew: bool = True
+    smooth: bool = True  # a light blur before tesseract (prep.smooth)
     noise_threshold: float = 0.001
     page_timeout: float = 60.0
     max_pixels: int = 40_000_000
@@ -41,7 +42,7 @@ class OcrOptions:
     cache: bool = True
     cache_dir: str | None = None
     searchable_pdf: bool = False
-    tessdata: str | None = None  # tesserocr only: folder with *.traineddata
+    tessdata: str | None = None  # folder with *.traineddata (default: tesseract's own)
 
     def languages_for(self, receiver_e164: str | None) -> str:
         if receiver_e164 and receiver_e164 in self.languages_by_receiver:
@@ -51,7 +52,7 @@ class OcrOptions:
     def fingerprint(self) -> str:
         """What changes the text of a document; part of the cache key."""
         return (f"{self.engine}|{self.psm}|{self.dpi}|{self.orientation}|{self.despeckle}|"
-                f"{self.deskew}")
+                f"{self.deskew}|{self.smooth}|{self.tessdata}")
 
 
 _CHOICES: dict[str, tuple[str, ...]] = {
@@ -70,7 +71,7 @@ _NUMBERS: dict[str, tuple[type, float, float]] = {
     "max_pages": (int, 1, 100_000),
 }
 _STRINGS = ("cache_dir", "tessdata")
-_BOOLS = ("cache", "searchable_pdf", "deskew")
+_BOOLS = ("cache", "searchable_pdf", "deskew", "smooth")
 
 
 def parse(table: dict[str, Any], installed: set[str] | None = None,
@@ -179,11 +180,15 @@ def to_e164(number: str) -> str | None:
 
 
 @cache
-def installed_languages() -> frozenset[str] | None:
-    """Languages `tesseract --list-langs` reports; None when tesseract cannot be run."""
+def installed_languages(tessdata: str | None = None) -> frozenset[str] | None:
+    """Languages `tesseract --list-langs` reports (in `tessdata` if given); None when
+    tesseract cannot be run."""
+    command = ["tesseract", "--list-langs"]
+    if tessdata:
+        command += ["--tessdata-dir", tessdata]
     try:
-        out = subprocess.run(["tesseract", "--list-langs"], capture_output=True, text=True,
-                             timeout=30, check=True).stdout
+        out = subprocess.run(command, capture_output=True, text=True, timeout=30,
+                             check=True).stdout
     except (OSError, subprocess.SubprocessError):
         return None
     return frozenset(line.strip() for line in out.splitlines()[1:] if line.strip())

@@ -52,6 +52,10 @@ def read_page(path: Path, kind: str, page: PageInfo, options: OcrOptions, engine
         angle = prep.skew_angle(gray)
         if abs(angle) >= MIN_SKEW:
             gray, skew = prep.deskew(gray, angle), angle
+    sharp = gray  # what a searchable PDF shows; tesseract reads the smoothed copy
+    if options.smooth:
+        doubled = factor > 1 and not noisy
+        gray = prep.smooth(gray, prep.SMOOTH_SIGMA_DOUBLED if doubled else prep.SMOOTH_SIGMA)
     dpi = round(xdpi) if xdpi > 0 else options.dpi
 
     def remaining() -> float:
@@ -60,7 +64,7 @@ def read_page(path: Path, kind: str, page: PageInfo, options: OcrOptions, engine
             raise TimeoutError(f"page took longer than page_timeout ({options.page_timeout:g} s)")
         return left
 
-    result = engine.ocr(gray, languages, options.psm, dpi, remaining(), want_pdf)
+    result = engine.ocr(gray, languages, options.psm, dpi, remaining(), want_pdf, sharp)
     rotated = 0
     doubtful = (result.confidence or 0.0) < options.orientation_min_confidence
     if options.orientation == "always" or (options.orientation == "auto" and doubtful):
@@ -68,7 +72,9 @@ def read_page(path: Path, kind: str, page: PageInfo, options: OcrOptions, engine
         turn = engine.rotation(gray, dpi, remaining())
         if turn:
             upright = gray.rotate(turn, expand=True, resample=Image.Resampling.NEAREST)
-            second = engine.ocr(upright, languages, options.psm, dpi, remaining(), want_pdf)
+            picture = sharp.rotate(turn, expand=True, resample=Image.Resampling.NEAREST)
+            second = engine.ocr(upright, languages, options.psm, dpi, remaining(), want_pdf,
+                                picture)
             if (second.confidence or 0.0) > (result.confidence or 0.0):
                 result, rotated = second, turn
     return PageResult(page.number, result, noisy, rotated, skew, time.monotonic() - started)

@@ -14,6 +14,9 @@ ASPECT_LIMIT = 1.5
 # 0-0.003 isolated pixels per dark pixel, noisy standard pages 0.0057-0.025 (30 pages each).
 STANDARD_NOISE_SCALE = 4
 FAX_WIDTHS = (1728, 2048, 2432)  # pels per line of A4, B4, A3 fax
+# Gaussian sigma (px) of the light blur before OCR, see smooth().
+SMOOTH_SIGMA = 0.7
+SMOOTH_SIGMA_DOUBLED = 1.0  # clean standard pages, rows doubled
 _INK = [255 if v < 128 else 0 for v in range(256)]  # dark pixel -> 255
 _ALONE = [255 if v <= 30 else 0 for v in range(256)]  # 3x3 mean of one ink pixel is 28
 _ONES = ImageFilter.Kernel((3, 3), [1] * 9, scale=9)
@@ -90,6 +93,17 @@ def despeckle(gray: Image.Image) -> Image.Image:
     # A 3x3 median cut noisy pages from 5-6.5% to 1.2% CER but costs clean ones (0.2 -> 0.6%),
     # so it is only applied to pages noise_ratio calls noisy.
     return gray.filter(ImageFilter.MedianFilter(3))
+
+
+def smooth(gray: Image.Image, sigma: float) -> Image.Image:
+    """A light Gaussian blur: tesseract's LSTM models learnt from anti-aliased text, a fax
+    page is 1 bit with stair-stepped edges. CER over 25 standard pages (5 kinds, seeds 1-5)
+    / 15 fine pages (seeds 1-3): clean standard 0.93% -> 0.72% (sigma 1.0; 0.87% at 0.7,
+    0.70-0.76% from 0.9 to 1.3, 0.94% at 1.6, 2.9% at 2.0), noisy standard 1.90% -> 1.30%
+    (sigma 0.7; 1.80% at 1.0), clean fine 0.43% -> 0.33%, noisy fine 0.39% either way
+    (0.51% at 1.0). Noisy pages come out of the median already smoothed, hence the smaller
+    sigma; clean standard pages have the coarsest stairs (every row doubled)."""
+    return gray.filter(ImageFilter.GaussianBlur(sigma))
 
 
 def skew_angle(gray: Image.Image, limit: float = 3.0) -> float:
