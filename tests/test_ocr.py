@@ -116,6 +116,37 @@ def test_standard_resolution_tiff_gets_square_pixels(tmp_path: Path) -> None:
     assert document_cer(sample.page_texts, outcome.pages) < 0.008
 
 
+KINDS = ("invoice", "letter", "order", "referral", "delivery_note")
+GOAL = 0.005  # the brief: clean pages of both resolutions under 0.5% CER
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("resolution", "noisy", "bound"), [
+    ("fine", False, GOAL),
+    ("fine", True, 0.02),
+    ("standard", True, 0.02),
+    ("standard", False, 0.009),
+    pytest.param("standard", False, GOAL, marks=pytest.mark.xfail(
+        strict=True, reason="clean standard pages measure ~0.7%: strokes thinner than a "
+        "98 dpi row are missing from the image (docs/ocr.md, Accuracy)")),
+])
+def test_cer_over_ten_pages(tmp_path: Path, resolution: str, noisy: bool,
+                            bound: float) -> None:
+    """Mean CER over one page of each kind, seeds 1 and 2 (as `bench/ocr.py cer` reports
+    it, weighted by length), through the default path with 2 workers."""
+    samples = [make_fax(kind=kind, pages=1, resolution=resolution,  # type: ignore[arg-type]
+                        noisy=noisy, fmt="pdf", seed=seed)
+               for seed in (1, 2) for kind in KINDS]
+    ocr = service(tmp_path, workers=2, cache=False)
+    try:
+        read = [ocr.read(write(tmp_path, f"{i}.pdf", s.content).path, f"{i}.pdf", "", "eng")
+                for i, s in enumerate(samples)]
+    finally:
+        ocr.close()
+    truth = [page for sample in samples for page in sample.page_texts]
+    assert document_cer(truth, [page for outcome in read for page in outcome.pages]) < bound
+
+
 def test_standard_pages_noise_is_told_apart(tmp_path: Path) -> None:
     # At 98 dpi a clean page has some one-pixel glyph details: this one measures 0.0017
     # isolated pixels per dark pixel, above the fine-page threshold (0.001), and was

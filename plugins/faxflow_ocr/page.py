@@ -54,8 +54,7 @@ def read_page(path: Path, kind: str, page: PageInfo, options: OcrOptions, engine
             gray, skew = prep.deskew(gray, angle), angle
     sharp = gray  # what a searchable PDF shows; tesseract reads the smoothed copy
     if options.smooth:
-        doubled = factor > 1 and not noisy
-        gray = prep.smooth(gray, prep.SMOOTH_SIGMA_DOUBLED if doubled else prep.SMOOTH_SIGMA)
+        gray = prep.smooth(gray, factor > 1, noisy)
     dpi = round(xdpi) if xdpi > 0 else options.dpi
 
     def remaining() -> float:
