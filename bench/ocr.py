@@ -136,6 +136,7 @@ def accuracy(args: argparse.Namespace) -> None:
         # to measure that change: `... cer --old-standard-prep` next to a run without it.
         prep.STANDARD_NOISE_SCALE = 1
         prep.thicken = prep.thin_rows = lambda gray: gray
+        prep.SMOOTHING = dict.fromkeys(prep.SMOOTHING)  # no smoothing either
     print(f"\nCER % ({args.path} vs raw CLI on the same page), one page per kind and seed: "
           f"{', '.join(args.kinds)}; seeds {args.seeds}")
     print(f"{'condition':18} {'plugin':>7} {'raw CLI':>8} {'s/page':>7}  per page (plugin)")
@@ -264,7 +265,7 @@ def main() -> None:
     parser.add_argument("--resolutions", type=lambda s: s.split(","),
                         default=["fine", "standard"], help="cer: e.g. standard")
     parser.add_argument("--old-standard-prep", action="store_true",
-                        help="cer: standard pages as before thicken / thin_rows / noise scale")
+                        help="cer: pages as before thicken / thin_rows / noise scale / smoothing")
     args = parser.parse_args()
     {"speed": speed, "cer": accuracy, "rss": rss, "rss-one": rss_one}[args.mode](args)
 
