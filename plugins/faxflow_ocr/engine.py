@@ -37,7 +37,7 @@ class Engine(Protocol):
     def ocr(self, image: Image.Image, languages: str, psm: int, dpi: int, timeout: float,
             want_pdf: bool = False, picture: Image.Image | None = None) -> OcrResult:
         """Text of `image`; with want_pdf also a one-page searchable PDF that shows
-        `picture` (same pixel grid; default: `image`) under the text layer."""
+        `picture` (same pixel grid; None: `image` itself) under the text layer."""
 
     def rotation(self, image: Image.Image, dpi: int, timeout: float) -> int | None:
         """Degrees to turn the page counter-clockwise to make it upright, if OSD is sure."""
@@ -78,7 +78,7 @@ class PytesseractEngine(_Counter):
                              config=config, timeout=_whole_seconds(timeout))
             tsv = Path(f"{base}.tsv").read_text(encoding="utf-8", errors="replace")
             pdf = Path(f"{base}.pdf").read_bytes() if want_pdf else None
-        if pdf is not None and picture is not None and picture is not image:
+        if pdf is not None and picture is not None:
             pdf = replace_picture(pdf, picture)
         text, confidence, words = parse_tsv(tsv)
         return OcrResult(text, confidence, words, pdf)

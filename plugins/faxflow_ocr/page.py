@@ -52,9 +52,10 @@ def read_page(path: Path, kind: str, page: PageInfo, options: OcrOptions, engine
         angle = prep.skew_angle(gray)
         if abs(angle) >= MIN_SKEW:
             gray, skew = prep.deskew(gray, angle), angle
-    sharp = gray  # what a searchable PDF shows; tesseract reads the smoothed copy
-    if options.smooth:
-        gray = prep.smooth(gray, factor > 1, noisy)
+    # A searchable PDF shows the sharp page; tesseract reads the smoothed copy.
+    smoothed = prep.smooth(gray, factor > 1, noisy) if options.smooth else gray
+    picture = gray if want_pdf and smoothed is not gray else None
+    gray = smoothed
     dpi = round(xdpi) if xdpi > 0 else options.dpi
 
     def remaining() -> float:
@@ -63,7 +64,7 @@ def read_page(path: Path, kind: str, page: PageInfo, options: OcrOptions, engine
             raise TimeoutError(f"page took longer than page_timeout ({options.page_timeout:g} s)")
         return left
 
-    result = engine.ocr(gray, languages, options.psm, dpi, remaining(), want_pdf, sharp)
+    result = engine.ocr(gray, languages, options.psm, dpi, remaining(), want_pdf, picture)
     rotated = 0
     doubtful = (result.confidence or 0.0) < options.orientation_min_confidence
     if options.orientation == "always" or (options.orientation == "auto" and doubtful):
@@ -71,7 +72,8 @@ def read_page(path: Path, kind: str, page: PageInfo, options: OcrOptions, engine
         turn = engine.rotation(gray, dpi, remaining())
         if turn:
             upright = gray.rotate(turn, expand=True, resample=Image.Resampling.NEAREST)
-            picture = sharp.rotate(turn, expand=True, resample=Image.Resampling.NEAREST)
+            if picture is not None:
+                picture = picture.rotate(turn, expand=True, resample=Image.Resampling.NEAREST)
             second = engine.ocr(upright, languages, options.psm, dpi, remaining(), want_pdf,
                                 picture)
             if (second.confidence or 0.0) > (result.confidence or 0.0):

@@ -153,10 +153,9 @@ class OcrService:
         """
         running: dict[Future[PageResult], doc.PageInfo] = {}
         done: dict[int, PageResult | PageText] = {}
-        order = [page.number for page in info.pages]
         pages = iter(info.pages)
-        for number in order:
-            while number not in done:
+        for wanted in info.pages:
+            while wanted.number not in done:
                 while len(running) < self.options.workers:
                     page = next(pages, None)
                     if page is None:
@@ -170,7 +169,7 @@ class OcrService:
                         done[page.number] = future.result()
                     except Exception as exc:  # one bad page must not lose the others
                         done[page.number] = PageText(page.number, "", error=page_error(exc))
-            yield done.pop(number)
+            yield done.pop(wanted.number)
 
 
 def page_error(exc: BaseException) -> str:
