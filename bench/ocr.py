@@ -3,6 +3,7 @@
     .venv/bin/python bench/ocr.py speed --pages 6 --rounds 2      # s/page, pages/min, CER
     .venv/bin/python bench/ocr.py cer                             # CER by condition
     .venv/bin/python bench/ocr.py cer --resolutions standard --seeds 1,2,3,4,5
+    .venv/bin/python bench/ocr.py cer --resolutions standard --seeds 1,2,3,4,5 --errors 15
     .venv/bin/python bench/ocr.py rss --sizes 1,10,50,200         # peak RSS per fax size
 
 speed: for every path and 1 / 2 workers, runs are interleaved with raw `tesseract page.tif -
@@ -16,6 +17,8 @@ sampled every 20 ms from /proc (no psutil needed).
 from __future__ import annotations
 
 import argparse
+import collections
+import difflib
 import io
 import json
 import os
@@ -35,6 +38,7 @@ from faxflow_ocr.service import OcrService
 from PIL import Image
 
 from faxflow.samples import cer, make_fax
+from faxflow.samples.metrics import levenshtein, normalize_text
 
 PATHS = {
     "default (pytesseract+extract)": {"engine": "pytesseract", "rasterizer": "extract"},
@@ -129,6 +133,31 @@ def speed(args: argparse.Namespace) -> None:
                   " the throughput of 1")
 
 
+def word_errors(pairs: list[tuple[str, str]]) -> collections.Counter[tuple[str, str]]:
+    """Character edits by word-level misread (truth words -> read words) over (truth, text).
+
+    Differences one matching word apart count as one misread ("1 of 1" -> "lof 1"), each
+    costing its character edit distance, so the counts add up to about the total."""
+    edits: collections.Counter[tuple[str, str]] = collections.Counter()
+    for truth, text in pairs:
+        want, got = normalize_text(truth).split(" "), normalize_text(text).split(" ")
+        ops = difflib.SequenceMatcher(None, want, got, autojunk=False).get_opcodes()
+        runs: list[list[int]] = []  # [a1, a2, b1, b2] of merged differences
+        for index, (op, a1, a2, b1, b2) in enumerate(ops):
+            if op == "equal":
+                continue
+            near = runs and index >= 2 and ops[index - 1][2] - ops[index - 1][1] == 1 \
+                and runs[-1][1] == ops[index - 1][1]
+            if near:
+                runs[-1][1], runs[-1][3] = a2, b2
+            else:
+                runs.append([a1, a2, b1, b2])
+        for a1, a2, b1, b2 in runs:
+            a, b = " ".join(want[a1:a2]), " ".join(got[b1:b2])
+            edits[(a, b)] += levenshtein(a, b) if a and b else len(a or b) + 1
+    return edits
+
+
 def accuracy(args: argparse.Namespace) -> None:
     """CER of one path and of the raw CLI per condition, one page per kind and seed."""
     if args.old_standard_prep:
@@ -146,6 +175,7 @@ def accuracy(args: argparse.Namespace) -> None:
         for resolution, noisy in conditions:
             totals = [0.0, 0.0, 0]
             per_page = []
+            pairs: list[tuple[str, str]] = []
             seconds = 0.0
             for seed in args.seeds:
                 for kind in args.kinds:
@@ -159,6 +189,7 @@ def accuracy(args: argparse.Namespace) -> None:
                     seconds += took
                     _, _, raw = raw_cli(split_tiff(twin.content, Path(folder)), 1)
                     truth = sample.page_texts[0]
+                    pairs.append((truth, texts[0]))
                     mine, base = cer(truth, texts[0]), cer(truth, raw[0])
                     totals[0] += mine * len(truth)
                     totals[1] += base * len(truth)
@@ -168,6 +199,11 @@ def accuracy(args: argparse.Namespace) -> None:
             mine_all, base_all = (100 * t / totals[2] for t in totals[:2])
             print(f"{label:18} {mine_all:7.2f} {base_all:8.2f} {seconds / len(per_page):7.2f}  "
                   f"{' '.join(per_page)}", flush=True)
+            if args.errors:
+                edits = word_errors(pairs)
+                total = sum(edits.values())
+                for (want, got), count in edits.most_common(args.errors):
+                    print(f"    {count:4} edits {100 * count / total:5.1f}%  {want!r} -> {got!r}")
 
 
 # --- memory ---------------------------------------------------------------------------------
@@ -264,6 +300,8 @@ def main() -> None:
                         help="cer: sample seeds (one page per kind and seed)")
     parser.add_argument("--resolutions", type=lambda s: s.split(","),
                         default=["fine", "standard"], help="cer: e.g. standard")
+    parser.add_argument("--errors", type=int, default=0, metavar="N",
+                        help="cer: also print the N word-level misreads costing most edits")
     parser.add_argument("--old-standard-prep", action="store_true",
                         help="cer: pages as before thicken / thin_rows / noise scale / smoothing")
     args = parser.parse_args()
