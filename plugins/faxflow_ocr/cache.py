@@ -54,7 +54,6 @@ class TextCache:
         return self.folder / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.pdf"
 
     def get_pdf(self, key: str, target: Path) -> bool:
-        self._connect().close()
         source = self.pdf_path(key)
         if not source.is_file():
             return False

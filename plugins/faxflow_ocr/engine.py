@@ -113,9 +113,8 @@ def replace_picture(pdf: bytes, picture: Image.Image) -> bytes:
     page is black and white. Same pixel grid, so the text layer still lines up."""
     import pikepdf
 
-    bilevel = picture.mode == "1" or (picture.mode == "L" and _is_bilevel(picture))
-    picture = (picture.convert("1", dither=Image.Dither.NONE) if bilevel
-               else picture.convert("L"))
+    picture = _gray_or_bilevel(picture)
+    bilevel = picture.mode == "1"
     with pikepdf.open(io.BytesIO(pdf)) as document:
         xobjects = document.pages[0].Resources.get("/XObject", pikepdf.Dictionary())
         images = [x for x in xobjects.values() if x.get("/Subtype") == "/Image"]
@@ -142,12 +141,16 @@ def _for_cli(image: Image.Image) -> Image.Image:
     costs 40-60 ms per fax page, PNM 3 ms). A page that is only black and white goes as
     1 bit (PBM): tesseract then skips its own thresholding, and embeds it G4-compressed in
     a searchable PDF instead of as an 8-bit picture."""
-    if image.mode == "L" and _is_bilevel(image):
-        image = image.convert("1", dither=Image.Dither.NONE)
-    elif image.mode not in ("L", "1"):
-        image = image.convert("L")
+    image = _gray_or_bilevel(image)
     image.format = "PPM"
     return image
+
+
+def _gray_or_bilevel(image: Image.Image) -> Image.Image:
+    """`image` as 8-bit gray, or as 1 bit when it is only black and white."""
+    if image.mode == "L" and _is_bilevel(image):
+        return image.convert("1", dither=Image.Dither.NONE)
+    return image if image.mode in ("L", "1") else image.convert("L")
 
 
 def _is_bilevel(image: Image.Image) -> bool:

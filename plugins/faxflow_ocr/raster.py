@@ -1,4 +1,4 @@
-"""Turning one page into one image: pdf2image (default) or the fax image itself (extract).
+"""Turning one page into one image: the fax image itself (extract, the default) or pdf2image.
 
 Always one page at a time: `convert_from_path` on a whole document holds about 2.9x the raw
 bitmap per page (3.8 GB for 50 pages at 300 dpi RGB); page by page stays flat.
@@ -79,14 +79,11 @@ def _pdf2image(path: Path, page: PageInfo, options: OcrOptions) -> PageImage:
                                    grayscale=True, timeout=timeout)
         # poppler leaves gray edges even at 1:1; thresholding them measured worse (2.1% vs
         # 1.1% CER on a standard page), the gray keeps poppler's sub-pixel placement.
-        return PageImage(to_l(images[0]), page.xdpi, page.ydpi)
+        return PageImage(images[0], page.xdpi, page.ydpi)
     images = convert_from_path(path, dpi=options.dpi, first_page=page.number,
                                last_page=page.number, grayscale=True, timeout=timeout)
     return PageImage(images[0], options.dpi, options.dpi)
 
-
-def to_l(image: Image.Image) -> Image.Image:
-    return image if image.mode == "L" else image.convert("L")
 
 
 def _extract_fax_image(path: Path, page: PageInfo, options: OcrOptions) -> PageImage | None:
