@@ -45,7 +45,7 @@ def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
         j.close()
 
 
-# --- the contract (same as tests/test_journal.py, plus edges) ---------------------------
+# --- the contract, on both backends ------------------------------------------------------
 
 
 def test_claim_counts_attempts_and_respects_other_owners(opener: Opener) -> None:
