@@ -59,11 +59,6 @@ class App:
     def plugin_options(self, name: str) -> dict[str, Any]:
         return self.config.plugin_options(name)
 
-    def plugin_state(self, name: str) -> dict[str, Any]:
-        """App-wide mutable state of one plugin (compiled rules, pools, clients)."""
-        state: dict[str, Any] = self.state.setdefault(f"plugins.{name}", {})
-        return state
-
     # --- configuration hooks -----------------------------------------------------------
 
     def load_destination_types(self) -> list[str]:

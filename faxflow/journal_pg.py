@@ -2,9 +2,10 @@
 several machines. Same semantics as `faxflow.journal.SQLiteJournal`, plus hold renewal (below);
 see docs/journal.md.
 
-- One connection behind a lock: the worker's threads make six short statements per fax, next
-  to seconds of OCR and delivery. A pool is faster only far beyond what one worker can
-  process, and costs the server more connections (figures in docs/journal.md).
+- One connection behind a lock: the worker's threads make a few short statements per fax
+  (four, plus three per route), next to seconds of OCR and delivery. A pool is faster only
+  far beyond what one worker can process, and costs the server more connections (figures
+  in docs/journal.md).
 - Times come from the database's clock (``now()``), so workers with skewed clocks agree on
   when a hold expires.
 - A claim is one ``INSERT ... ON CONFLICT ... DO UPDATE ... WHERE`` statement: PostgreSQL

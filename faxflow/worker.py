@@ -245,10 +245,11 @@ class Worker:
         except Exception as exc:
             log.exception("fax %s topic %s: unexpected error; it comes back after its lock "
                           "timeout", job.id, topic)
-            try:  # best effort: end the attempt so its hold is not renewed any more
-                self.journal.decide(topic, job.id, "retry", f"unexpected error: {exc!r}")
-            except Exception:
-                log.exception("fax %s: recording the failed attempt failed too", job.id)
+            if "owner" in fax.scratch:  # only our own attempt: never another worker's hold
+                try:  # best effort: end the attempt so its hold is not renewed any more
+                    self.journal.decide(topic, job.id, "retry", f"unexpected error: {exc!r}")
+                except Exception:
+                    log.exception("fax %s: recording the failed attempt failed too", job.id)
         finally:
             with self._cond:
                 self._in_flight -= 1
