@@ -23,7 +23,6 @@ creates something remote, and turns the end into a `DeliveryResult` with `as_res
 from __future__ import annotations
 
 import email.utils
-import glob
 import hashlib
 import json
 import logging
@@ -411,7 +410,6 @@ def atomic_write(target: Path, data: bytes | Path) -> None:
     """Write a file so readers see the old or the new one, never half of it: a temporary file
     in the same folder, fsync, rename over the target, fsync the folder."""
     folder = target.parent
-    remove_stale_temp_files(target)
     tmp = folder / f".{target.name}.{os.getpid()}.{random.getrandbits(32):08x}.tmp"
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
     fd = os.open(tmp, flags, 0o644)
@@ -430,26 +428,6 @@ def atomic_write(target: Path, data: bytes | Path) -> None:
         tmp.unlink(missing_ok=True)
         raise
     fsync_dir(folder)
-
-
-def remove_stale_temp_files(target: Path) -> None:
-    """Remove temporary files of `target` left by a writer that was killed before its rename
-    (their process is gone), so a re-delivery leaves no debris beside the delivered file."""
-    prefix = f".{target.name}."
-    for leftover in target.parent.glob(f"{glob.escape(prefix)}*.tmp"):
-        pid = leftover.name[len(prefix):].split(".", 1)[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
-            leftover.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def fsync_dir(folder: Path) -> None:

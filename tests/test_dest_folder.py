@@ -48,7 +48,7 @@ def test_writes_document_and_sidecar(tmp_path: Path) -> None:
 def test_not_my_route_returns_none(tmp_path: Path) -> None:
     app = make_app(tmp_path)
     fax = make_fax(tmp_path / "spool")
-    assert faxflow_folder.faxflow_deliver(fax, Route("k", "email"), app) is None
+    assert faxflow_folder.faxflow_deliver(fax, Route("k", "email"), False, app) is None
 
 
 def test_redelivery_is_idempotent(tmp_path: Path) -> None:

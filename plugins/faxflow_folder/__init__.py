@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import glob
 import json
 import logging
 import os
@@ -87,11 +88,11 @@ def faxflow_check_config(config: Config) -> list[ConfigProblem]:
 
 
 @hookimpl
-def faxflow_deliver(fax: Fax, route: Route, app: App) -> DeliveryResult | None:
+def faxflow_deliver(fax: Fax, route: Route, uncertain: bool, app: App) -> DeliveryResult | None:
     if route.type != "folder":
         return None
     try:
-        return deliver(fax, route, bases(app.config))
+        return deliver(fax, route, bases(app.config), uncertain)
     except delivery.DeliveryError as exc:
         return delivery.as_result(exc)
     except OSError as exc:
@@ -106,7 +107,8 @@ def _os_error(exc: OSError) -> DeliveryResult:
     return DeliveryResult.transient(message)
 
 
-def deliver(fax: Fax, route: Route, known: Mapping[str, Path]) -> DeliveryResult:
+def deliver(fax: Fax, route: Route, known: Mapping[str, Path],
+            uncertain: bool = False) -> DeliveryResult:
     opts = route.options
     base_name = str(opts.get("base", "default"))
     if base_name not in known:
@@ -131,6 +133,8 @@ def deliver(fax: Fax, route: Route, known: Mapping[str, Path]) -> DeliveryResult
         else:
             raise delivery.permanent(f"folder: {folder / stem} and its alternative name are "
                                      "taken by other faxes")
+        if uncertain:  # an earlier attempt may have been killed mid-write
+            remove_temp_files(folder, [f.name for f in files] + [f"{candidate}.json"])
         written = [write(base, folder / f.name, f.path) for f in files]
         if opts.get("sidecar", True):
             data = sidecar(fax, key, files, bool(opts.get("text", True)))
@@ -150,6 +154,14 @@ def folder_lock(folder: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # closing releases the lock
+
+
+def remove_temp_files(folder: Path, names: list[str]) -> None:
+    """Remove the temporary files of these names that a writer killed before its rename left
+    (delivery.atomic_write's `.name.*.tmp`). Called under folder_lock, so none is in use."""
+    for name in names:
+        for leftover in folder.glob(f"{glob.escape(f'.{name}.')}*.tmp"):
+            leftover.unlink(missing_ok=True)
 
 
 def make_folder(base: Path, parts: list[str]) -> Path:
