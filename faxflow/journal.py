@@ -18,6 +18,7 @@ import logging
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -126,13 +127,40 @@ class Holds:
     The journal renews these holds, so a slow fax is not taken over by another worker, and
     refuses a second thread of this process the fax (the owner name is the same, so only the
     process can tell). A thread works on one fax at a time: its next claim, its end, or
-    `max_renew` seconds let the previous one go. Backend-neutral: SQLite could use it too.
+    `max_renew` seconds let the previous one go. Both journals use it; they only bring the
+    statements.
     """
 
     def __init__(self, max_renew: float = 3600.0) -> None:
         self.max_renew = max_renew
         self._lock = threading.Lock()
+        self._claiming = threading.Lock()
         self._held: dict[tuple[str, str], Hold] = {}
+
+    def claim(self, key: tuple[str, str], owner: str, hold: float,
+              claim: Callable[[], FaxRecord | None]) -> FaxRecord | None:
+        """Check, claim (`claim()`, the backend's statement) and record the hold as one step,
+        so two threads of this process never both get a fax."""
+        with self._claiming:
+            if self.held_elsewhere(key):
+                return None  # another thread of this process is still on it
+            record = claim()
+            if record is not None and record.state == "processing":
+                self.taken(key, owner, hold)
+            return record
+
+    def renew_until(self, stop: threading.Event,
+                    renew: Callable[[list[tuple[tuple[str, str], Hold]]], None]) -> None:
+        """Until `stop`: renew the due holds (`renew`, the backend's statement), so a slow
+        delivery is not taken over by another worker when its first hold runs out."""
+        while not stop.wait(self.interval()):
+            due = self.due()
+            if not due:
+                continue
+            try:
+                renew(due)
+            except Exception as exc:  # the next round tries again; holds last a while
+                log.warning("renewing fax holds failed: %s", exc)
 
     def held_elsewhere(self, key: tuple[str, str]) -> bool:
         with self._lock:
@@ -181,37 +209,25 @@ class SQLiteJournal:
         self._db.executescript(SCHEMA)
         self.holds = Holds()
         self._stop = threading.Event()
-        self._renewer = threading.Thread(target=self._renew_loop, daemon=True,
+        self._renewer = threading.Thread(target=self.holds.renew_until,
+                                         args=(self._stop, self._renew), daemon=True,
                                          name="journal-renew")
         self._renewer.start()
 
-    def _renew_loop(self) -> None:
-        """Keep the holds of faxes still being worked on, so a slow delivery is not taken
-        over by another worker when its first hold runs out."""
-        while not self._stop.wait(self.holds.interval()):
-            now = time.time()
-            rows = [(now + h.hold, t, f, h.owner) for (t, f), h in self.holds.due()]
-            if not rows:
-                continue
-            try:
-                with self._lock:
-                    self._db.executemany(
-                        "UPDATE fax SET owner_until=? WHERE topic=? AND fax_id=? AND owner=? "
-                        "AND state='processing'", rows)
-            except sqlite3.Error as exc:  # the next round tries again
-                log.warning("renewing fax holds failed: %s", exc)
+    def _renew(self, due: list[tuple[tuple[str, str], Hold]]) -> None:
+        now = time.time()
+        with self._lock:
+            self._db.executemany(
+                "UPDATE fax SET owner_until=? WHERE topic=? AND fax_id=? AND owner=? "
+                "AND state='processing'", [(now + h.hold, t, f, h.owner) for (t, f), h in due])
 
     def _write(self, sql: str, *args: object) -> None:
         with self._lock:
             self._db.execute(sql, args)
 
     def claim(self, topic: str, fax_id: str, owner: str, hold: float) -> FaxRecord | None:
-        if self.holds.held_elsewhere((topic, fax_id)):
-            return None  # another thread of this process is still on it
-        record = self._claim(topic, fax_id, owner, hold)
-        if record is not None and record.state == "processing":
-            self.holds.taken((topic, fax_id), owner, hold)
-        return record
+        return self.holds.claim((topic, fax_id), owner, hold,
+                                lambda: self._claim(topic, fax_id, owner, hold))
 
     def _claim(self, topic: str, fax_id: str, owner: str, hold: float) -> FaxRecord | None:
         now = time.time()
@@ -334,6 +350,8 @@ class SQLiteJournal:
 
     def close(self) -> None:
         self._stop.set()
+        if self._renewer.is_alive() and self._renewer is not threading.current_thread():
+            self._renewer.join(5)
         with self._lock:
             self._db.close()
 

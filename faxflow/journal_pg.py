@@ -30,7 +30,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from faxflow.errors import FaxflowError
-from faxflow.journal import FaxRecord, Holds, RouteRecord
+from faxflow.journal import FaxRecord, Hold, Holds, RouteRecord
 from faxflow.types import DeliveryResult, Outcome
 
 try:
@@ -112,10 +112,10 @@ class PostgresJournal:
         self._lock = threading.Lock()
         self._conn: Conn | None = None
         self.holds = Holds()
-        self._claim_lock = threading.Lock()  # check, claim and record a hold as one step
         self._stop = threading.Event()
         self._run("open the journal", self._migrate, retry=False, transaction=True)
-        self._renewer = threading.Thread(target=self._renew_loop, daemon=True,
+        self._renewer = threading.Thread(target=self.holds.renew_until,
+                                         args=(self._stop, self._renew), daemon=True,
                                          name="journal-renew")
         self._renewer.start()
 
@@ -196,15 +196,9 @@ class PostgresJournal:
 
     # --- holds -------------------------------------------------------------------------
 
-    def _renew_loop(self) -> None:
-        while not self._stop.wait(self.holds.interval()):
-            rows = [(h.hold, t, f, h.owner) for (t, f), h in self.holds.due()]
-            if not rows:
-                continue
-            try:
-                self._run("renew holds", partial(_renew, rows=rows))
-            except JournalError as exc:  # the next round tries again; holds last a while
-                log.warning("renewing fax holds failed: %s", exc)
+    def _renew(self, due: list[tuple[tuple[str, str], Hold]]) -> None:
+        rows = [(h.hold, t, f, h.owner) for (t, f), h in due]
+        self._run("renew holds", partial(_renew, rows=rows))
 
     # --- the Journal interface ---------------------------------------------------------
 
@@ -222,16 +216,14 @@ class PostgresJournal:
                 "SELECT attempts, state, verdict, reason FROM faxflow_fax "
                 "WHERE topic = %s AND fax_id = %s", key).fetchone()
 
-        with self._claim_lock:
-            if self.holds.held_elsewhere(key):
+        def claimed() -> FaxRecord | None:
+            ours, row = self._run("claim", op)
+            if row is None:
                 return None
-            claimed, row = self._run("claim", op)
-            if claimed:
-                self.holds.taken(key, owner, hold)
-        if row is None:
-            return None
-        record = FaxRecord(topic, fax_id, *row)
-        return record if claimed or record.state in ("ack", "quarantine") else None
+            record = FaxRecord(topic, fax_id, *row)
+            return record if ours or record.state in ("ack", "quarantine") else None
+
+        return self.holds.claim(key, owner, hold, claimed)
 
     def get(self, topic: str, fax_id: str) -> FaxRecord | None:
         row = self._run("get", lambda c: c.execute(
