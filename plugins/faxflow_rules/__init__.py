@@ -23,8 +23,10 @@ if TYPE_CHECKING:
     from faxflow.config import Config, ConfigProblem
     from faxflow.types import Fax
 
-# Where the compiled rules of an app are kept, with the config they came from.
+# Where the compiled rules of an app are kept, with the config they came from; and those of
+# a config that was checked but is not (yet) the app's, e.g. during a hot reload.
 STATE_KEY = "plugins.rules"
+CHECKED_KEY = "plugins.rules.checked"
 
 
 @hookimpl
@@ -36,7 +38,7 @@ def faxflow_config_sections() -> list[str]:
 def faxflow_check_config(config: Config, app: App) -> list[ConfigProblem]:
     rules, problems = ruleset.load(config, app.destinations)
     if not problems:  # configure comes next with the same config: compile only once
-        app.state[STATE_KEY] = (config, rules)
+        app.state[CHECKED_KEY] = (config, rules)
     return problems
 
 
@@ -45,9 +47,13 @@ def faxflow_configure(config: Config, app: App) -> None:
     cached = app.state.get(STATE_KEY)
     if cached is not None and cached[0] is config:
         return
-    rules, problems = ruleset.load(config, app.destinations)
-    if problems:
-        raise ConfigError("; ".join(p.message for p in problems))
+    checked = app.state.pop(CHECKED_KEY, None)
+    if checked is not None and checked[0] is config:
+        rules = checked[1]
+    else:
+        rules, problems = ruleset.load(config, app.destinations)
+        if problems:
+            raise ConfigError("; ".join(p.message for p in problems))
     app.state[STATE_KEY] = (config, rules)
 
 
@@ -74,8 +80,7 @@ def faxflow_classify(fax: Fax, app: App) -> Classification | None:
     labels = set(evaluation.labels)
     if evaluation.used_default and rules.uses_labels:
         # Routing may still match a label rule: do not call the fax unsorted yet.
-        labels -= rules.default.labels - {label for r in evaluation.results if r.matched
-                                          for label in r.rule.labels}
+        labels = {label for r in evaluation.results if r.matched for label in r.rule.labels}
     if not labels and not evaluation.fields:
         return None
     return Classification(frozenset(labels), dict(evaluation.fields))

@@ -132,8 +132,8 @@ class Template:
     """A checked template; compiled to Python on first render (compiling is ~7x the cost of
     parsing and checking, and a large rule set has many templates that rarely render)."""
 
-    def __init__(self, source: str, tree: nodes.Template) -> None:
-        self.source, self._tree = source, tree
+    def __init__(self, tree: nodes.Template) -> None:
+        self._tree = tree
         self._compiled: jinja2.Template | None = None
 
     def compiled(self, env: SandboxedEnvironment) -> jinja2.Template:
@@ -182,7 +182,7 @@ class Templates:
         fields = {node.attr for node in tree.find_all(nodes.Getattr)
                   if isinstance(node.node, nodes.Name) and node.node.name == "fields"
                   and node.attr not in SAFE_METHODS}
-        return problems, fields, None if problems else Template(source, tree)
+        return problems, fields, None if problems else Template(tree)
 
     def render(self, template: Template, context: Mapping[str, Any]) -> str:
         compiled = template.compiled(self.env)

@@ -67,7 +67,7 @@ TEXT_KEYS = ("any", "all", "phrase", "regex", "fuzzy", "threshold", "case_sensit
 def compile_when(table: Any, path: KeyPath, ctx: Context) -> Condition:
     if not isinstance(table, dict):
         ctx.problem(path, "must be a table of conditions")
-        return Always()
+        return Invalid()
     parts: list[Condition] = []
     for key, value in table.items():
         here = (*path, key)
