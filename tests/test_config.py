@@ -151,7 +151,10 @@ def test_hot_reload_swaps_valid_and_rejects_invalid(tmp_path: Path,
         with caplog.at_level(logging.ERROR, logger="faxflow.reload"):
             path.write_text(GOOD.replace("concurrency = 2", "concurrency = 'x'"))
             deadline = time.monotonic() + 10
-            while not caplog.records and time.monotonic() < deadline:
+            # Wait for the rejection itself: the first reload's INFO line may already be
+            # among the records (when an earlier test set the faxflow loggers to INFO).
+            while ("config reload rejected" not in caplog.text
+                   and time.monotonic() < deadline):
                 time.sleep(0.05)
         assert app.config.worker.concurrency == 3  # the old config stays
         assert "config reload rejected" in caplog.text
