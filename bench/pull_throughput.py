@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,35 +156,31 @@ def faxflow_client(api_url: str, threads: int = 32, fetch: int = 100) -> float:
             return job.id
 
         start = time.perf_counter()
-        finished: queue.SimpleQueue[str] = queue.SimpleQueue()  # ids of downloaded jobs
-        in_flight = 0
+        finished: queue.SimpleQueue[Future[str]] = queue.SimpleQueue()  # downloaded jobs
 
         def collect(block: bool) -> list[str]:
-            ids = [finished.get()] if block else []
+            # .result() here, in this thread: a failed download raises instead of hanging
+            ids = [finished.get().result()] if block else []
             while not finished.empty():
-                ids.append(finished.get())
+                ids.append(finished.get().result())
             return ids
 
         acks: list[str] = []
         while True:
-            while in_flight > fetch:  # at most two batches in flight
+            while drained - acked - len(acks) > fetch:  # at most two batches in flight
                 acks += collect(block=True)
-                in_flight = drained - len(acks) - acked
             acks += collect(block=False)
             batch = client.pull(TOPIC, fetch=fetch, timeout=600, ack_ids=acks)
             acked += len(acks)
             acks = []
-            in_flight = drained - acked
             if not batch.jobs:
-                if not in_flight:
+                if drained == acked:
                     break
                 acks += collect(block=True)  # nothing new yet: let downloads finish
                 continue
             for job in batch.jobs:
-                future = pool.submit(fetch_job, job, drained)
-                future.add_done_callback(lambda f: finished.put(f.result()))
+                pool.submit(fetch_job, job, drained).add_done_callback(finished.put)
                 drained += 1
-                in_flight += 1
         return drained / (time.perf_counter() - start)
 
 
@@ -228,10 +224,8 @@ type = "folder"
 
 def worker_loop(api_url: str, concurrency: int = 32) -> float:
     """The full worker (journal, rules, folder delivery, votes, acks) without OCR."""
-    import threading
-
     from faxflow.app import load_app
-    from faxflow.runner import run_worker
+    from faxflow.runner import start_worker_thread
 
     with tempfile.TemporaryDirectory(dir=SPOOL_ROOT) as tmp:
         (Path(tmp) / "out").mkdir()
@@ -240,15 +234,16 @@ def worker_loop(api_url: str, concurrency: int = 32) -> float:
                                                topic=TOPIC, concurrency=concurrency))
         app = load_app(config, load=["rules", "folder"])
         total = int(topic_state(api_url)["available"])
-        box: dict[str, Any] = {}
         started = time.perf_counter()
-        thread = threading.Thread(target=run_worker, args=(app,), daemon=True,
-                                  kwargs={"ready": lambda w: box.setdefault("w", w)})
-        thread.start()
+        thread, worker = start_worker_thread(app)
+        if worker is None:
+            raise RuntimeError("the worker did not start; see the log")
         while topic_state(api_url)["acknowledged"] < total:
+            if not thread.is_alive():
+                raise RuntimeError("the worker stopped before draining the topic")
             time.sleep(0.02)
         elapsed = time.perf_counter() - started
-        box["w"].stop()
+        worker.stop()
         thread.join(60)
     return total / elapsed
 

@@ -35,9 +35,8 @@ import httpx
 
 from faxflow.app import load_app
 from faxflow.hookspecs import hookimpl
-from faxflow.runner import run_worker
+from faxflow.runner import start_worker_thread
 from faxflow.types import Document, Fax, PageText
-from faxflow.worker import Worker
 
 USER, PASSWORD, TOPIC = "99999", "soak-secret", "soak"
 
@@ -202,18 +201,8 @@ def main() -> None:
                                         concurrency=args.concurrency))
         soak = Soak(sampled)
         app = load_app(config, load=["rules", "folder", "ocr"], extra=[("soak", soak)])
-        box: dict[str, Worker] = {}
-        ready = threading.Event()
-
-        def on_ready(worker: Worker) -> None:
-            box["worker"] = worker
-            ready.set()
-
-        thread = threading.Thread(target=run_worker, args=(app,), daemon=True,
-                                  kwargs={"ready": on_ready})
         start = time.monotonic()
-        thread.start()
-        ready.wait(30)
+        thread, worker = start_worker_thread(app)
         samples: list[Sample] = []
         print(f"{'s':>7} {'acked':>7} {'RSS MB':>8} {'fds':>5} {'threads':>7}", flush=True)
         next_sample = start
@@ -231,8 +220,8 @@ def main() -> None:
                 break
             time.sleep(0.2)
         elapsed = time.monotonic() - start
-        if "worker" in box:
-            box["worker"].stop()
+        if worker is not None:
+            worker.stop()
         thread.join(60)
         time.sleep(1)  # let pool threads wind down before counting what is left
         files_out = sum(1 for _ in (Path(home) / "out").rglob("*.pdf"))

@@ -120,7 +120,6 @@ class DemoFax:
     receiver: str
     received: datetime
     id: str = ""
-    events: list[str] = field(default_factory=list)
     rules: list[str] = field(default_factory=list)
     places: list[str] = field(default_factory=list)
     outcome: str = "pending"
@@ -183,7 +182,6 @@ class Reporter:
         demo = self.by_id.get(fax.id)
         if demo is not None:
             demo.outcome = "acknowledged"
-            demo.rules = demo.rules or sorted({r.rule or "?" for r in fax.routes})
         self._line(fax, "acknowledged at Retarus")
 
     @hookimpl
@@ -221,18 +219,13 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _ready(box: dict[str, Any], done: threading.Event, worker: Any) -> None:
-    box["worker"] = worker
-    done.set()
-
-
 def run_demo(base: Path, echo: Any = click.echo, timeout: float = 300) -> list[DemoFax]:
     import os
 
     from aiosmtpd.controller import Controller
 
     from faxflow.app import load_app
-    from faxflow.runner import run_worker
+    from faxflow.runner import start_worker_thread
     from faxflow.samples import make_fax
     from faxflow.simulator import Simulator, SimulatorServer
 
@@ -245,7 +238,6 @@ def run_demo(base: Path, echo: Any = click.echo, timeout: float = 300) -> list[D
     mail = MailStore(base / "mail")
     smtp = Controller(mail, hostname="127.0.0.1", port=_free_port())
     smtp.start()
-    os.environ["FAXFLOW_DEMO_PASSWORD"] = PASSWORD
     try:
         with SimulatorServer(sim, host="127.0.0.1", port=0) as server:
             for i, demo in enumerate(faxes, start=1):
@@ -264,22 +256,17 @@ def run_demo(base: Path, echo: Any = click.echo, timeout: float = 300) -> list[D
             echo(f"simulator on {server.base_url} holds {len(faxes)} faxes; "
                  f"SMTP on 127.0.0.1:{smtp.port}; rules in {config}")
             reporter = Reporter(faxes, echo)
-            app = load_app(config, extra=[("demo", reporter)])
-            done = threading.Event()
-            box: dict[str, Any] = {}
-            thread = threading.Thread(
-                target=run_worker, args=(app,), daemon=True,
-                kwargs={"ready": lambda w: _ready(box, done, w)})
-            thread.start()
-            done.wait(30)
+            app = load_app(config, extra=[("demo", reporter)],
+                           env={**os.environ, "FAXFLOW_DEMO_PASSWORD": PASSWORD})
+            thread, worker = start_worker_thread(app)
             deadline = time.monotonic() + timeout
             while sim.topic_state(TOPIC)["acknowledged"] < len(faxes):
                 if time.monotonic() > deadline or not thread.is_alive():
                     echo("the demo did not finish in time; see the log above")
                     break
                 time.sleep(0.2)
-            if "worker" in box:
-                box["worker"].stop()
+            if worker is not None:
+                worker.stop()
             thread.join(60)
     finally:
         smtp.stop()

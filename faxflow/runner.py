@@ -83,6 +83,25 @@ def run_worker(app: App, install_signals: bool = False,
     return worker
 
 
+def start_worker_thread(app: App, wait: float = 30.0) -> tuple[threading.Thread, Worker | None]:
+    """run_worker in a daemon thread (the demo, benchmarks, tests). Returns the thread and
+    the Worker once it runs; None if it did not start within `wait` seconds or failed."""
+    started = threading.Event()
+    box: list[Worker] = []
+
+    def ready(worker: Worker) -> None:
+        box.append(worker)
+        started.set()
+
+    thread = threading.Thread(target=run_worker, args=(app,), kwargs={"ready": ready},
+                              daemon=True, name="faxflow-worker")
+    thread.start()
+    for _ in range(max(1, round(wait / 0.05))):  # stop waiting early if it failed to start
+        if started.wait(0.05) or not thread.is_alive():
+            break
+    return thread, (box[0] if box else None)
+
+
 def _install_signals(worker: Worker) -> None:
     def graceful(signum: int, frame: FrameType | None) -> None:
         if worker.stopping:  # a second signal: stop waiting for in-flight faxes

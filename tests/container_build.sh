@@ -43,8 +43,8 @@ step "hadolint $(basename "$dockerfile")"
 
 # --- 2. tools -----------------------------------------------------------------------------------
 missing=()
-for tool in podman:podman buildah:buildah debootstrap:debootstrap; do
-    command -v "${tool%%:*}" >/dev/null || missing+=("${tool##*:}")
+for tool in podman buildah debootstrap; do  # each comes in the package of its name
+    command -v "$tool" >/dev/null || missing+=("$tool")
 done
 if [ ${#missing[@]} -gt 0 ]; then
     [ "$(id -u)" -eq 0 ] || { echo "need root to install ${missing[*]}" >&2; exit 2; }

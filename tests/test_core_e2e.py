@@ -20,7 +20,7 @@ import pytest
 from faxflow.app import App, load_app
 from faxflow.hookspecs import hookimpl
 from faxflow.paths import safe_name
-from faxflow.runner import run_worker
+from faxflow.runner import start_worker_thread
 from faxflow.simulator import Simulator, SimulatorServer
 from faxflow.simulator.minipdf import one_page_pdf
 from faxflow.types import Decision, Fax, Verdict
@@ -183,18 +183,8 @@ def run_in_thread(config: Path, stop_when: Callable[[], bool], timeout: float,
     app = load_app(config, plugins_dir=PLUGINS, extra=(extra or {}).items())
     if on_app:
         on_app(app)
-    box: dict[str, Worker] = {}
-    started = threading.Event()
-
-    def ready(worker: Worker) -> None:
-        box["worker"] = worker
-        started.set()
-
-    thread = threading.Thread(target=run_worker, args=(app,), kwargs={"ready": ready},
-                              daemon=True)
-    thread.start()
-    assert started.wait(10)
-    worker = box["worker"]
+    thread, worker = start_worker_thread(app, wait=10)
+    assert worker is not None
     try:
         wait_for(stop_when, timeout, "the end state")
     finally:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterator
 from http.server import ThreadingHTTPServer
@@ -23,9 +22,8 @@ from servers.smtp import SmtpServer
 from test_core_e2e import add_faxes, wait_for
 
 from faxflow.app import App, load_app
-from faxflow.runner import run_worker
+from faxflow.runner import start_worker_thread
 from faxflow.simulator import Simulator, SimulatorServer
-from faxflow.worker import Worker
 
 TOPIC = "abc123"
 FAXES = 5
@@ -73,18 +71,9 @@ class Running:
 
     def __init__(self, config: Path, load: list[str]) -> None:
         self.app: App = load_app(config, load=load)
-        box: dict[str, Worker] = {}
-        started = threading.Event()
-
-        def ready(worker: Worker) -> None:
-            box["worker"] = worker
-            started.set()
-
-        self.thread = threading.Thread(target=run_worker, args=(self.app,),
-                                       kwargs={"ready": ready}, daemon=True)
-        self.thread.start()
-        assert started.wait(10)
-        self.worker = box["worker"]
+        self.thread, worker = start_worker_thread(self.app, wait=10)
+        assert worker is not None
+        self.worker = worker
 
     def retried(self) -> float:
         return self.app.metrics.total("faxflow_faxes_retried")
