@@ -23,8 +23,6 @@ from __future__ import annotations
 import argparse
 import queue
 import ssl
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -36,6 +34,7 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+from simproc import simulator_process
 
 from faxflow.retarus import RetarusClient
 from faxflow.types import Job
@@ -56,38 +55,9 @@ EXTRA_MODES: dict[str, Mode] = {}
 @contextmanager
 def simulator(jobs: int, latency_ms: float) -> Iterator[str]:
     """A simulator process with `jobs` faxes in TOPIC; yields its API base URL."""
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "faxflow.simulator",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--user",
-            f"{USER}:{PASSWORD}",
-            "--topic",
-            f"{TOPIC}={USER}",
-            "--samples",
-            str(jobs),
-            "--seed",
-            "1",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline().strip()
-        if not line.startswith("listening on "):
-            raise SystemExit(f"simulator did not start: {line!r}")
-        base = line.removeprefix("listening on ")
+    with simulator_process(USER, PASSWORD, TOPIC, jobs) as (base, _):
         httpx.post(f"{base}/_sim/faults", json={"rate": 0, "latency_ms": latency_ms})
         yield base + "/faxin/rest/v1"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 _CONTROL = httpx.Client(timeout=30)  # one client: a new one costs ~0.1 s of CPU (CA loading)

@@ -21,29 +21,14 @@ import base64
 import multiprocessing
 import os
 import statistics
-import subprocess
-import sys
 import threading
 import time
 
 import httpx
+from simproc import simulator_process
 
 AUTH = ("99999", "secret")
 TOPIC = "abc123"
-
-
-def start_simulator() -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "faxflow.simulator", "--port", "0", "--user", "99999:secret",
-         "--topic", f"{TOPIC}=99999", "--samples", "1", "--seed", "1"],
-        stdout=subprocess.PIPE, text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline().strip()
-    if not line.startswith("listening on "):
-        proc.kill()
-        raise SystemExit(f"simulator did not start: {line!r}")
-    return proc, line.removeprefix("listening on ")
 
 
 def client_process(api: str, method: str, path: str, threads: int,
@@ -147,20 +132,16 @@ def main() -> None:
     parser.add_argument("--raw", action="store_true", help="bare asyncio client, no httpx")
     args = parser.parse_args()
 
-    proc, base = start_simulator()
-    api = base + "/faxin/rest/v1"
-    try:
+    with simulator_process(*AUTH, TOPIC, samples=1) as (base, pid):
+        api = base + "/faxin/rest/v1"
         with httpx.Client(base_url=api, auth=AUTH) as client:
             first = client.post(f"/topics/{TOPIC}", params={"fetch": 1, "timeout": 0}).json()
             # Keep the last segment as served (already percent-encoded): see docs/simulator.md.
             name = first["results"][0]["documents"][0]["url"].rsplit("/", 1)[1]
             size = len(client.get(f"/files/{name}").content)
         print(f"simulator at {base}; file {name} ({size} bytes)")
-        run("pull", api, "POST", f"/topics/{TOPIC}?fetch=0", args, proc.pid)
-        run("file", api, "GET", f"/files/{name}", args, proc.pid)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        run("pull", api, "POST", f"/topics/{TOPIC}?fetch=0", args, pid)
+        run("file", api, "GET", f"/files/{name}", args, pid)
 
 
 if __name__ == "__main__":

@@ -21,8 +21,6 @@ import argparse
 import base64
 import logging
 import os
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -32,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from simproc import simulator_process
 
 from faxflow.app import load_app
 from faxflow.hookspecs import hookimpl
@@ -133,19 +132,8 @@ def open_files() -> int:
 @contextmanager
 def simulator() -> Iterator[str]:
     """A simulator process with an empty topic; yields its base URL."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "faxflow.simulator", "--host", "127.0.0.1", "--port", "0",
-         "--user", f"{USER}:{PASSWORD}", "--topic", f"{TOPIC}={USER}", "--seed", "1"],
-        stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline().strip()
-        if not line.startswith("listening on "):
-            raise SystemExit(f"simulator did not start: {line!r}")
-        yield line.removeprefix("listening on ")
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with simulator_process(USER, PASSWORD, TOPIC) as (base, _):
+        yield base
 
 
 def add_faxes(base: str, n: int, ocr_every: int) -> set[str]:
