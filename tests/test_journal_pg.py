@@ -91,6 +91,8 @@ def test_routes_and_decisions(opener: Opener) -> None:
     j.route_finished("t", "a@b/c", "r/0", DeliveryResult.delivered("ok", "ref-1"))
     j.route_started("t", "a@b/c", "r/1")
     j.route_finished("t", "a@b/c", "r/1", DeliveryResult.transient("down"))
+    routes = j.routes("t", "a@b/c")
+    assert (routes["r/1"].state, routes["r/1"].detail) == ("transient", "down")
     j.route_started("t", "a@b/c", "r/1")
     j.route_finished("t", "a@b/c", "r/1", DeliveryResult.permanent("refused"))
     routes = j.routes("t", "a@b/c")
