@@ -13,7 +13,15 @@ from typing import TYPE_CHECKING, Any
 
 import pluggy
 
-from faxflow.config import Config, ConfigProblem, check_sections, read, with_lines
+from faxflow.config import (
+    Config,
+    ConfigProblem,
+    by_line,
+    check_sections,
+    read,
+    with_lines,
+)
+from faxflow.config import errors as config_errors
 from faxflow.errors import ConfigError
 from faxflow.metrics import Metrics
 from faxflow.plugins import LoadReport, make_manager
@@ -45,6 +53,8 @@ class App:
     metrics: Metrics = field(default_factory=Metrics)
     # Free space for plugins that need app-wide state (pools, clients), by plugin name.
     state: dict[str, Any] = field(default_factory=dict)
+    # Warnings about the configuration in use (file:line: warning: key: message).
+    warnings: list[str] = field(default_factory=list)
 
     # --- paths -------------------------------------------------------------------------
 
@@ -183,11 +193,11 @@ def load_app(config_path: Path | None, *, plugins_dir: Path | None = None,
     errors = app.load_destination_types()
     if not any(p.message.startswith("invalid TOML") for p in problems):
         problems = [*problems, *app.check_config(config)]
-    problems = with_lines(config, problems)
+    problems = by_line(with_lines(config, problems))
     where = str(config_path) if config_path else None
-    lines = [p.format(where) for p in problems] + errors
-    if lines:
-        raise ConfigError("\n".join(lines))
+    app.warnings = [p.format(where) for p in problems if p.warning]
+    if errors or config_errors(problems):
+        raise ConfigError("\n".join([p.format(where) for p in problems] + errors))
     try:
         app.configure(config)
     except ConfigError:

@@ -40,14 +40,17 @@ def cli(log_level: str, log_format: str) -> None:
     logs.setup(log_level, log_format)
 
 
-def load_or_exit(config_path: Path, plugins_dir: Path | None) -> App:
+def load_or_exit(config_path: Path, plugins_dir: Path | None, checking: bool = False) -> App:
     try:
-        return load_app(config_path, plugins_dir=plugins_dir)
+        app = load_app(config_path, plugins_dir=plugins_dir)
     except ConfigError as exc:
         click.echo(str(exc), err=True)
-        click.echo(f"faxflow: the configuration is invalid; fix it and try "
-                   f"`faxflow check -c {config_path}`", err=True)
+        hint = "" if checking else f"; fix it and try `faxflow check -c {config_path}`"
+        click.echo(f"faxflow: the configuration is invalid{hint}", err=True)
         sys.exit(2)
+    for warning in app.warnings:
+        click.echo(warning, err=True)
+    return app
 
 
 @cli.command()
@@ -55,7 +58,7 @@ def load_or_exit(config_path: Path, plugins_dir: Path | None) -> App:
 @plugins_dir_option
 def check(config_path: Path, plugins_dir: Path | None) -> None:
     """Validate a configuration file (and its plugins' parts) without running."""
-    app = load_or_exit(config_path, plugins_dir)
+    app = load_or_exit(config_path, plugins_dir, checking=True)
     for name, error in app.report.failed.items():
         click.echo(f"warning: plugin {name} failed to load: {error}", err=True)
     click.echo(f"{config_path}: OK ({len(app.destinations)} destination types, "

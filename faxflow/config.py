@@ -47,13 +47,26 @@ class ConfigProblem:
     path: KeyPath
     message: str
     line: int | None = None
+    warning: bool = False  # reported, but the file is still accepted
 
     def format(self, file: str | None = None) -> str:
         where = file or "config"
         if self.line:
             where += f":{self.line}"
+        if self.warning:
+            where += ": warning"
         key = format_path(self.path)
         return f"{where}: {key}: {self.message}" if key else f"{where}: {self.message}"
+
+
+def errors(problems: Iterable[ConfigProblem]) -> list[ConfigProblem]:
+    """The problems that reject a file (not the warnings)."""
+    return [p for p in problems if not p.warning]
+
+
+def by_line(problems: Iterable[ConfigProblem]) -> list[ConfigProblem]:
+    """Problems in file order (those without a line first), errors before warnings on a line."""
+    return sorted(problems, key=lambda p: (p.line or 0, p.warning))
 
 
 # --- The core's own settings; the dataclasses are the schema (docs are generated from them) --

@@ -360,7 +360,9 @@ def summary(fax: Fax) -> str:
 
 
 def one_line(text: str, limit: int = 250) -> str:
-    """Text safe for a header or subject: no control characters, at most `limit` chars."""
+    """One line of plain text: control and format characters (CR, LF, NUL, bidi overrides)
+    replaced, whitespace collapsed, at most `limit` characters. Not enough for a mail header
+    on its own: RFC 2047 encoded words decode to line breaks there (see faxflow_email)."""
     cleaned = "".join(" " if unicodedata.category(c)[0] == "C" else c for c in text)
     cleaned = " ".join(cleaned.split())
     return cleaned[:limit]

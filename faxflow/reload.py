@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from faxflow.config import read
+from faxflow.config import by_line, errors, read
 
 if TYPE_CHECKING:
     from faxflow.app import App
@@ -30,10 +30,12 @@ def reload_config(app: App, path: Path) -> bool:
         return False
     if not any(p.message.startswith("invalid TOML") for p in problems):
         problems = [*problems, *app.check_config(config)]
-    if problems:
+    if errors(problems):
         log.error("config reload rejected, keeping the old configuration: %s",
-                  "; ".join(p.format(str(path)) for p in problems))
+                  "; ".join(p.format(str(path)) for p in by_line(problems)))
         return False
+    for problem in by_line(problems):
+        log.warning("%s", problem.format(str(path)))
     try:
         app.configure(config)  # plugins build first; app.config is replaced only if all agree
     except Exception as exc:

@@ -237,9 +237,12 @@ class DestinationType:
 
     `check_options` validates one route's options as written in the config (string values may
     still be templates) and returns human-readable problems, each starting with the option
-    name, e.g. ``"to: required"``.
+    name, e.g. ``"to: required"``. `address_options` names the options that say where a fax
+    goes (recipients, URLs): ``faxflow check`` warns when a template fills one of them from
+    what the fax's sender controls.
     """
 
     name: str
     check_options: Callable[[Mapping[str, Any]], list[str]] | None = None
     description: str = ""
+    address_options: frozenset[str] = frozenset()

@@ -99,10 +99,10 @@ def test_greylisting_4xx_is_transient(smtp: SmtpServer, tmp_path: Path) -> None:
     app = faxes.make_app({"email": faxflow_email}, smtp.settings_toml())
     fast = delivery.RetryPolicy(attempts=2, base_delay=0.01)
     settings = app.plugin_options("email")
-    msg, _ = faxflow_email.build_message(make_fax(tmp_path / "spool"),
-                                         route(to="grey@example.test"), settings)
+    mail = faxflow_email.build_message(make_fax(tmp_path / "spool"),
+                                       route(to="grey@example.test"), settings)
     with pytest.raises(delivery.DeliveryError) as info:
-        faxflow_email.send(msg, settings, fast)
+        faxflow_email.send(mail, settings, fast)
     assert info.value.transient and "451" in info.value.message
 
 
@@ -149,10 +149,10 @@ def test_too_large_with_link_template_sends_link(smtp: SmtpServer, tmp_path: Pat
 def test_message_id_is_stable_per_fax_and_route(tmp_path: Path) -> None:
     fax = make_fax(tmp_path / "spool")
     settings = {"from": "fax@example.test"}
-    a, _ = faxflow_email.build_message(fax, route(), settings)
-    b, _ = faxflow_email.build_message(fax, route(), settings)
-    c, _ = faxflow_email.build_message(fax, Route("mail/1", "email", {"to": "x@example.test"}),
-                                       settings)
+    a = faxflow_email.build_message(fax, route(), settings).message
+    b = faxflow_email.build_message(fax, route(), settings).message
+    c = faxflow_email.build_message(fax, Route("mail/1", "email", {"to": "x@example.test"}),
+                                    settings).message
     assert a["Message-ID"] == b["Message-ID"] != c["Message-ID"]
 
 

@@ -17,16 +17,23 @@ Config::
 Route options: ``to`` (address or list, required), ``cc``, ``from``, ``subject``, ``body``,
 ``content`` (original, searchable, both), ``link`` (a URL to put in the mail instead of
 attachments that exceed the size limit; overrides ``link_template``).
+
+Every item of ``to``/``cc``/``from`` must be exactly one address (``a@host`` or
+``Name <a@host>``), also after a template filled it in: a rendered value with a comma, a
+control character or anything else is a permanent failure of the route, never an extra
+recipient. Header text from the fax goes through `headers.header_text` (see there why).
 """
 
 from __future__ import annotations
 
+import email.policy
 import logging
 import smtplib
 import ssl
 from collections.abc import Mapping
+from dataclasses import dataclass
 from email.message import EmailMessage
-from email.utils import formatdate, getaddresses
+from email.utils import formatdate
 from typing import Any
 
 from faxflow import delivery
@@ -34,6 +41,7 @@ from faxflow.app import App
 from faxflow.config import Config, ConfigProblem
 from faxflow.hookspecs import hookimpl
 from faxflow.types import DeliveryResult, DestinationType, Fax, Route
+from faxflow_email import headers
 
 log = logging.getLogger("faxflow.email")
 
@@ -53,16 +61,26 @@ SECURITY = ("starttls", "tls", "none")
 def check_options(options: Mapping[str, Any]) -> list[str]:
     problems = delivery.check_types(options, ROUTE_OPTIONS, required=("to",))
     problems += delivery.check_choice(options, "content", delivery.CONTENT_CHOICES)
-    for name in ("to", "cc"):
+    for name in ("to", "cc", "from"):
         value = options.get(name)
         if isinstance(value, list) and not all(isinstance(v, str) for v in value):
             problems.append(f"{name}: must be a list of addresses")
+            continue
+        items = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+        for item in items:
+            if "{{" in item or "{%" in item:
+                continue  # a template: its rendered value is checked per fax
+            try:
+                headers.mailbox(item)
+            except headers.AddressError as exc:
+                problems.append(f"{name}: {exc}")
     return problems
 
 
 @hookimpl
 def faxflow_destination_types() -> list[DestinationType]:
-    return [DestinationType("email", check_options, "Send the fax as an email (SMTP).")]
+    return [DestinationType("email", check_options, "Send the fax as an email (SMTP).",
+                            address_options=frozenset({"to", "cc"}))]
 
 
 @hookimpl
@@ -98,44 +116,58 @@ def faxflow_deliver(fax: Fax, route: Route, app: App) -> DeliveryResult | None:
         # The operator's to fix, not the fax's fault: let the fax wait for it.
         return DeliveryResult.transient("email: [plugins.email] host is not configured")
     try:
-        message, note = build_message(fax, route, settings)
-        send(message, settings, delivery.policy_from(settings))
+        mail = build_message(fax, route, settings)
+        send(mail, settings, delivery.policy_from(settings))
     except delivery.DeliveryError as exc:
         return delivery.as_result(exc)
-    return DeliveryResult.delivered(f"mailed to {message['To']}{note}",
-                                    reference=str(message["Message-ID"]))
+    return DeliveryResult.delivered(f"mailed to {', '.join(mail.recipients)}{mail.note}",
+                                    reference=str(mail.message["Message-ID"]))
 
 
 def _addresses(value: str | list[str]) -> list[str]:
-    """Addresses from a header-style string or a list; refuses anything with line breaks."""
-    items = [value] if isinstance(value, str) else value
-    if any("\r" in v or "\n" in v for v in items):
+    """The addr-specs of a static config value, or [] if any item is not one mailbox."""
+    try:
+        return [m.address for m in headers.mailboxes(value)]
+    except headers.AddressError:
         return []
-    return [addr for _, addr in getaddresses(items) if "@" in addr]
 
 
-def build_message(fax: Fax, route: Route, settings: Mapping[str, Any]
-                  ) -> tuple[EmailMessage, str]:
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One mail as it goes to the server: the envelope is ours, never read from headers."""
+
+    message: EmailMessage
+    sender: str
+    recipients: list[str]
+    data: bytes
+    note: str = ""
+
+
+def build_message(fax: Fax, route: Route, settings: Mapping[str, Any]) -> Outgoing:
+    """The mail for one route. Every header is built from parsed mailboxes and header-safe
+    text; the serialized bytes are parsed back and compared before they may be sent."""
     opts = route.options
-    to = _addresses(opts.get("to", []))
-    if not to:
-        raise delivery.permanent(f"to: no valid address in {opts.get('to')!r}")
-    cc = _addresses(opts.get("cc", [])) if opts.get("cc") else []
-    sender = _addresses(str(opts.get("from") or settings["from"]))
-    if not sender:
-        raise delivery.permanent("from: not an email address")
+    try:
+        to = headers.mailboxes(opts.get("to", []))
+        cc = headers.mailboxes(opts["cc"]) if opts.get("cc") else []
+    except headers.AddressError as exc:
+        raise delivery.permanent(f"to/cc: {exc}") from None
+    try:
+        (sender,) = headers.mailboxes(str(opts.get("from") or settings["from"]))
+    except (headers.AddressError, ValueError) as exc:
+        raise delivery.permanent(f"from: {exc}") from None
     key = delivery.stable_key(fax, route)
     msg = EmailMessage()
-    msg["From"] = str(opts.get("from") or settings["from"]).strip()
-    msg["To"] = ", ".join(to)
+    msg["From"] = sender.header()
+    msg["To"] = [m.header() for m in to]
     if cc:
-        msg["Cc"] = ", ".join(cc)
-    msg["Subject"] = delivery.one_line(str(opts.get("subject") or delivery.describe(fax)))
+        msg["Cc"] = [m.header() for m in cc]
+    msg["Subject"] = headers.header_text(str(opts.get("subject") or delivery.describe(fax)))
     # Stable per fax and route, so a mail sent twice (crash after the server accepted it)
     # can be recognized as the same one by the receiver.
     msg["Message-ID"] = f"<{key}@faxflow>"
     msg["Date"] = formatdate(localtime=False)
-    msg["X-Faxflow-Fax-Id"] = delivery.one_line(fax.id, 200)
+    msg["X-Faxflow-Fax-Id"] = headers.header_text(fax.id, 200)
     files = delivery.files_to_send(fax, str(opts.get("content", "original")))
     body = str(opts.get("body") or default_body(fax))
     limit = int(settings.get("max_attachment_bytes", 10_000_000))
@@ -156,7 +188,13 @@ def build_message(fax: Fax, route: Route, settings: Mapping[str, Any]
         maintype, _, subtype = f.content_type.partition("/")
         msg.add_attachment(f.path.read_bytes(), maintype=maintype,
                            subtype=subtype or "octet-stream", filename=f.name)
-    return msg, note
+    data = msg.as_bytes(policy=email.policy.SMTP)
+    try:
+        headers.verify(data, msg, [*to, *cc])
+    except headers.AddressError as exc:
+        raise delivery.permanent(f"email: refusing to send a mail that would not arrive as "
+                                 f"built: {exc}") from None
+    return Outgoing(msg, sender.address, [m.address for m in [*to, *cc]], data, note)
 
 
 def default_body(fax: Fax) -> str:
@@ -177,14 +215,14 @@ def ssl_context(settings: Mapping[str, Any]) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=settings.get("ca_file"))
 
 
-def send(message: EmailMessage, settings: Mapping[str, Any],
+def send(mail: Outgoing, settings: Mapping[str, Any],
          policy: delivery.RetryPolicy = delivery.DEFAULT_POLICY) -> None:
     """Connect and log in (retried on transient errors), then hand the mail over once: if the
     connection dies during DATA we cannot know whether the server took it, so no resend in
     this attempt (the next attempt resends with the same Message-ID: at-least-once)."""
     server = delivery.retry(lambda: connect(settings), policy, what="SMTP connect")
     try:
-        delivery.retry(lambda: _send_message(server, message), policy, what="SMTP send")
+        delivery.retry(lambda: _send_message(server, mail), policy, what="SMTP send")
     finally:
         try:
             server.quit()
@@ -216,15 +254,17 @@ def connect(settings: Mapping[str, Any]) -> smtplib.SMTP:
         raise smtp_error(exc, f"SMTP {host}:{port}", sent=False) from None
 
 
-def _send_message(server: smtplib.SMTP, message: EmailMessage) -> None:
+def _send_message(server: smtplib.SMTP, mail: Outgoing) -> None:
     try:
-        refused = server.send_message(message)
+        # The verified bytes and our own envelope: send_message would take the recipients
+        # from the (decoded) headers again.
+        refused = server.sendmail(mail.sender, mail.recipients, mail.data)
     except (smtplib.SMTPException, OSError) as exc:
         # Disconnects and timeouts here leave the outcome unknown (sent=True: no resend).
         raise smtp_error(exc, "SMTP send", sent=True) from None
     if refused:
         # Some recipients took it: resending would duplicate it for them.
-        log.warning("email %s: refused by some recipients: %s", message["Message-ID"],
+        log.warning("email %s: refused by some recipients: %s", mail.message["Message-ID"],
                     {k: v[0] for k, v in refused.items()})
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from faxflow.config import errors
 from faxflow.errors import ConfigError, PermanentError
 from faxflow.hookspecs import hookimpl
 from faxflow.types import Classification, Route
@@ -37,7 +38,7 @@ def faxflow_config_sections() -> list[str]:
 @hookimpl
 def faxflow_check_config(config: Config, app: App) -> list[ConfigProblem]:
     rules, problems = ruleset.load(config, app.destinations)
-    if not problems:  # configure comes next with the same config: compile only once
+    if not errors(problems):  # configure comes next with the same config: compile once
         app.state[CHECKED_KEY] = (config, rules)
     return problems
 
@@ -52,8 +53,8 @@ def faxflow_configure(config: Config, app: App) -> None:
         rules = checked[1]
     else:
         rules, problems = ruleset.load(config, app.destinations)
-        if problems:
-            raise ConfigError("; ".join(p.message for p in problems))
+        if errors(problems):
+            raise ConfigError("; ".join(p.message for p in errors(problems)))
     app.state[STATE_KEY] = (config, rules)
 
 

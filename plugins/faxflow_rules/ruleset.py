@@ -23,7 +23,7 @@ from faxflow.types import DestinationType, Fax, Route
 from . import phone
 from .conditions import Always, Check, Condition, Subject, subject_time
 from .fields import FieldSpec, parse_spec
-from .templates import DEFAULT_MAX_OUTPUT, TemplateError, Templates
+from .templates import DEFAULT_MAX_OUTPUT, SENDER_CONTROLLED, TemplateError, Templates
 from .when import Context, compile_when, load_zone
 
 PLUGIN = "rules"
@@ -277,8 +277,25 @@ def _routes(raw: Any, path: KeyPath, ctx: Context, destinations: Mapping[str, De
                 where = (*here, key) if re.fullmatch(r"[\w.\-]+", key) else here
                 ctx.problem(where, f"{kind}: {message}")
         compiled = _compile_value(options, here, ctx, templates, known_fields)
+        for name in sorted(dest.address_options if dest else ()):
+            tainted = _sender_variables(compiled.get(name))
+            if tainted:
+                ctx.problem((*here, name), (
+                    f"{kind}: filled from {', '.join(sorted(tainted))}, which the fax's sender "
+                    "controls: a sender could choose where this fax goes (route by conditions "
+                    "on those values instead)"), warning=True)
         routes.append(RouteSpec(j, kind, options, compiled))
     return routes
+
+
+def _sender_variables(compiled: Any) -> set[str]:
+    """Sender-controlled variables used by the templates of one compiled option value."""
+    if isinstance(compiled, tuple):
+        template = compiled[1]
+        return set(template.variables & SENDER_CONTROLLED) if template is not None else set()
+    values = compiled.values() if isinstance(compiled, dict) else \
+        compiled if isinstance(compiled, list) else ()
+    return {name for value in values for name in _sender_variables(value)}
 
 
 def _compile_value(value: Any, path: KeyPath, ctx: Context, templates: Templates,
@@ -330,9 +347,10 @@ class _DefaultContext(Context):
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx.rule, ctx.country, ctx.tz, ctx.fuzzy_threshold, ctx.problems)
 
-    def problem(self, path: KeyPath, message: str) -> None:
+    def problem(self, path: KeyPath, message: str, warning: bool = False) -> None:
         key = ".".join(str(p) for p in path[3:])
-        self.problems.append(ConfigProblem(path, f"default route: {key}: {message}"))
+        self.problems.append(ConfigProblem(path, f"default route: {key}: {message}",
+                                           warning=warning))
 
 
 # --- Evaluating -------------------------------------------------------------------------------

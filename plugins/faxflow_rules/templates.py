@@ -37,6 +37,9 @@ VARIABLES = {
     "rule": "name of the rule whose route this is",
 }
 
+# Variables whose values the fax's sender writes, directly or through the page's text.
+SENDER_CONTROLLED = frozenset({"csid", "sender", "cost_center", "fields"})
+
 # Methods that never grow their value beyond the input size.
 SAFE_METHODS = frozenset({
     "lower", "upper", "strip", "lstrip", "rstrip", "title", "capitalize", "startswith",
@@ -135,6 +138,7 @@ class Template:
     def __init__(self, tree: nodes.Template) -> None:
         self._tree = tree
         self._compiled: jinja2.Template | None = None
+        self.variables = frozenset(n.name for n in tree.find_all(nodes.Name) if n.ctx == "load")
 
     def compiled(self, env: SandboxedEnvironment) -> jinja2.Template:
         if self._compiled is None:  # two threads may both compile: harmless, same result

@@ -54,9 +54,10 @@ class Context:
     uses_labels: bool = False  # a `labels` condition: the outcome may change once other
     # classifiers' labels are merged
 
-    def problem(self, path: KeyPath, message: str) -> None:
+    def problem(self, path: KeyPath, message: str, warning: bool = False) -> None:
         key = ".".join(str(p) for p in path[2:])
-        self.problems.append(ConfigProblem(path, f"rule {self.rule!r}: {key}: {message}"))
+        self.problems.append(ConfigProblem(path, f"rule {self.rule!r}: {key}: {message}",
+                                           warning=warning))
 
 
 WHEN_KEYS = ("receiver", "sender", "csid", "cost_center", "page_count", "resolution",

@@ -60,7 +60,8 @@ def check_options(options: Mapping[str, Any]) -> list[str]:
 @hookimpl
 def faxflow_destination_types() -> list[DestinationType]:
     return [DestinationType("webhook", check_options,
-                            "POST the fax (signed JSON and documents) to a URL.")]
+                            "POST the fax (signed JSON and documents) to a URL.",
+                            address_options=frozenset({"url"}))]
 
 
 @hookimpl

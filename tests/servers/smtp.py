@@ -7,6 +7,7 @@ import email
 import email.policy
 import socket
 import ssl
+from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -24,9 +25,29 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class Received:
+    """One mail exactly as the server got it: envelope and raw bytes of DATA."""
+
+    mail_from: str
+    rcpt_tos: list[str]
+    data: bytes
+
+    @property
+    def header_block(self) -> bytes:
+        return self.data.split(b"\r\n\r\n", 1)[0]
+
+    def header_names(self) -> list[str]:
+        """Names of the top-level header lines (continuation lines belong to the one above)."""
+        return [line.split(b":", 1)[0].decode("ascii", "replace").lower()
+                for line in self.header_block.split(b"\r\n")
+                if line and not line[:1].isspace()]
+
+
 class Handler:
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
+        self.received: list[Received] = []
         self.refuse: dict[str, str] = {}  # recipient -> SMTP answer, e.g. "550 5.1.1 unknown"
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
@@ -37,6 +58,8 @@ class Handler:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos),
+                                      bytes(envelope.original_content or envelope.content)))
         msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
         assert isinstance(msg, EmailMessage)
         self.messages.append(msg)
@@ -87,6 +110,10 @@ class SmtpServer:
     @property
     def messages(self) -> list[EmailMessage]:
         return self.handler.messages
+
+    @property
+    def received(self) -> list[Received]:
+        return self.handler.received
 
     def settings_toml(self, **extra: Any) -> str:
         lines = ["[plugins.email]", 'host = "127.0.0.1"', f"port = {self.port}",
