@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -33,7 +34,18 @@ class Metrics:
         self.last_pull = Gauge("faxflow_seconds_since_last_pull",
                                "Seconds since the last successful pull.", registry=r)
         self._last_pull: float | None = None
+        self._extra: dict[str, Counter] = {}
+        self._lock = threading.Lock()
         self.last_pull.set_function(self._since_last_pull)
+
+    def counter(self, name: str, documentation: str, labels: tuple[str, ...] = ()) -> Counter:
+        """A plugin's own counter in this app's registry; asking again (a reload calls
+        `faxflow_configure` again) returns the same one."""
+        with self._lock:
+            if name not in self._extra:
+                self._extra[name] = Counter(name, documentation, list(labels),
+                                            registry=self.registry)
+            return self._extra[name]
 
     def pull_succeeded(self) -> None:
         self._last_pull = time.time()

@@ -256,5 +256,61 @@ type = "folder"
     evaluation = done[0]
     check = evaluation.results[0].check  # type: ignore[attr-defined]
     assert check.ok is False
-    assert "timed out" in check.detail
+    assert "timed out" in check.detail and "fails closed" in check.detail
     assert evaluation.used_default  # type: ignore[attr-defined]
+
+
+TIMEOUT_OPTIONS = """
+[plugins.rules]
+regex_timeout_ms = 20
+[plugins.rules.default]
+[[plugins.rules.default.route]]
+type = "folder"
+"""
+BACKTRACK = "a" * 5000 + "b"  # (a+)+$ backtracks exponentially on it
+
+
+@pytest.mark.parametrize("when", [
+    "when.not.text = { regex = '(a+)+$' }",
+    "when.not.csid = { regex = '(a+)+$' }",
+    "when.any = [{ not.text = { regex = '(a+)+$' } }, { csid = 'nobody' }]",
+    "when.all = [{ not.not.not.text = { regex = '(a+)+$' } }]",
+    "when.not.any = [{ text = { regex = '(a+)+$' } }, { csid = 'nobody' }]",
+    "when.any = [{ text = { regex = '(a+)+$' } }, { not.csid = 'nobody' }]",
+])
+def test_a_regex_timeout_fails_the_whole_rule_closed(when: str) -> None:
+    """A timed-out regex is not "no match": a `not` around it (or a later branch of `any`)
+    must not make the rule match, or a sender could force a negated rule."""
+    app = make_app(f"""
+[[rule]]
+name = "negated"
+{when}
+[[rule.route]]
+type = "folder"
+""", TIMEOUT_OPTIONS)
+    fax = make_fax(BACKTRACK, csid=BACKTRACK)
+    evaluation = evaluate(app, fax)
+    (result,) = evaluation.results
+    assert not result.matched
+    assert result.check is not None and result.check.ok is False
+    assert "timed out after 20 ms" in result.check.detail
+    assert "the rule fails closed" in result.check.detail
+    assert evaluation.timed_out == ["negated"]
+    assert evaluation.used_default
+
+
+def test_a_regex_timeout_is_counted_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+    import faxflow_rules
+
+    app = make_app("""
+[[rule]]
+name = "negated"
+when.not.text = { regex = '(a+)+$' }
+[[rule.route]]
+type = "folder"
+""", TIMEOUT_OPTIONS)
+    fax = make_fax(BACKTRACK)
+    routes = faxflow_rules.faxflow_route(fax, app)
+    assert [r.rule for r in routes] == ["default"]
+    assert app.metrics.total("faxflow_rule_regex_timeouts") == 1
+    assert "rule negated: a regex timed out" in caplog.text

@@ -7,6 +7,7 @@ conditions), `conditions` (evaluating them), `templates`, `phone` and `fields`.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from faxflow.config import errors
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     from faxflow.app import App
     from faxflow.config import Config, ConfigProblem
     from faxflow.types import Fax
+
+log = logging.getLogger("faxflow.rules")
 
 # Where the compiled rules of an app are kept, with the config they came from; and those of
 # a config that was checked but is not (yet) the app's, e.g. during a hot reload.
@@ -69,12 +72,24 @@ def current(app: App) -> RuleSet:
     return rules
 
 
+def evaluate(rules: RuleSet, fax: Fax, app: App) -> ruleset.Evaluation:
+    """Evaluate the rules for a fax; rules that failed closed on a regex timeout are logged
+    and counted (a sender may be probing them with text made to backtrack)."""
+    evaluation = ruleset.evaluate(rules, fax)
+    for name in evaluation.timed_out:
+        log.warning("fax %s: rule %s: a regex timed out; the rule does not match", fax.id, name)
+        app.metrics.counter("faxflow_rule_regex_timeouts",
+                            "Rules that failed closed because a regex ran out of time.",
+                            ("rule",)).labels(name).inc()
+    return evaluation
+
+
 @hookimpl
 def faxflow_classify(fax: Fax, app: App) -> Classification | None:
     # Labels of other classifiers are not merged yet: label conditions see them only when
     # routing. See docs/rules.md, "Labels from other plugins".
     rules = current(app)
-    evaluation = ruleset.evaluate(rules, fax)
+    evaluation = evaluate(rules, fax, app)
     # Kept for routing, which would otherwise evaluate every rule (and regex) a second time;
     # only label conditions can see something new there (other plugins' labels).
     fax.scratch["rules"] = (rules, evaluation)
@@ -94,7 +109,7 @@ def faxflow_route(fax: Fax, app: App) -> list[Route]:
     if cached is not None and cached[0] is rules and not rules.uses_labels:
         evaluation = cached[1]
     else:
-        evaluation = ruleset.evaluate(rules, fax)
+        evaluation = evaluate(rules, fax, app)
     rendered = ruleset.render(rules, evaluation)
     errors = [r.error for r in rendered if r.error]
     if errors:  # the same fax renders the same way next time: retrying cannot help

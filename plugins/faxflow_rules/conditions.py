@@ -194,8 +194,6 @@ class TextIs(Condition):
         value: str = getattr(s, self.attr)
         if self.pattern is not None:
             match = _search(self.pattern, value, s.regex_timeout)
-            if isinstance(match, str):
-                return Check(self.what, False, match)
             groups = {k: v for k, v in match.groupdict().items() if v is not None} \
                 if match is not None else {}
             return Check(self.what, match is not None, f"{self.attr} {value!r}", captures=groups)
@@ -271,12 +269,23 @@ class TextMatch(Condition):
 # --- Text helpers -----------------------------------------------------------------------------
 
 
+class RegexTimeout(Exception):
+    """A regex ran out of time. Not a "no match": under `not` that would make the rule match,
+    so a sender could force a negated rule. The whole rule fails closed instead
+    (`ruleset.evaluate` catches this)."""
+
+
 def _search(pattern: Any, text: str, timeout: float) -> Any:
-    """regex search bounded in time; a timeout gives an explanatory string instead of a match."""
+    """regex search bounded in time; RegexTimeout when the time is up."""
     try:  # concurrent: release the GIL, so other faxes' threads run meanwhile
         return pattern.search(text, concurrent=True, timeout=timeout)
     except TimeoutError:
-        return f"regex timed out after {timeout * 1000:.0f} ms: treated as no match"
+        raise RegexTimeout(f"regex /{_short(pattern.pattern)}/ timed out after "
+                           f"{timeout * 1000:.0f} ms") from None
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _where(text: str, start: int, end: int) -> str:
@@ -313,8 +322,11 @@ def words_test(words: list[str], case_sensitive: bool, need_all: bool) -> TextTe
         text = s.text(pages)
         found = []
         for word, hit, locator in zip(words, hits, locators, strict=True):
-            if hit:
-                m = _search(locator, text, s.regex_timeout)
+            if hit:  # the decision is made; locating the word is only for explain
+                try:
+                    m = _search(locator, text, s.regex_timeout)
+                except RegexTimeout:
+                    m = None
                 found.append(_where(text, m.start(), m.end()) if isinstance(m, regex.Match)
                              else repr(word))
                 if not need_all:
@@ -331,8 +343,6 @@ def regex_test(pattern: Any) -> TextTest:
     def test(s: Subject, pages: tuple[int, int | None]) -> tuple[bool, str, dict[str, str]]:
         text = s.text(pages)
         m = _search(pattern, text, s.regex_timeout)
-        if isinstance(m, str):
-            return False, m, {}
         if m is None:
             return False, "no match", {}
         groups = {k: v for k, v in m.groupdict().items() if v is not None}

@@ -21,7 +21,7 @@ from faxflow.config import Config, ConfigProblem, KeyPath
 from faxflow.types import DestinationType, Fax, Route
 
 from . import phone
-from .conditions import Always, Check, Condition, Subject, subject_time
+from .conditions import Always, Check, Condition, RegexTimeout, Subject, subject_time
 from .fields import FieldSpec, parse_spec
 from .templates import DEFAULT_MAX_OUTPUT, SENDER_CONTROLLED, TemplateError, Templates
 from .when import Context, compile_when, load_zone
@@ -73,10 +73,11 @@ class RuleResult:
     check: Check | None  # None: not evaluated (an earlier rule matched without continue)
     fields: dict[str, Any] = field(default_factory=dict)
     field_errors: list[str] = field(default_factory=list)
+    timed_out: bool = False  # a regex ran out of time: the rule failed closed
 
     @property
     def matched(self) -> bool:
-        return self.check is not None and self.check.ok is True
+        return self.check is not None and self.check.ok is True and not self.timed_out
 
 
 @dataclass
@@ -88,6 +89,11 @@ class Evaluation:
     fields: dict[str, Any]  # extracted by matched rules
     routing: list[Rule]  # matched rules with routes, or [default]
     variables: dict[str, Any]  # the template context without `rule`
+
+    @property
+    def timed_out(self) -> list[str]:
+        """Rules that failed closed because a regex ran out of time."""
+        return [r.rule.name for r in self.results if r.timed_out]
 
     @property
     def used_default(self) -> bool:
@@ -388,7 +394,12 @@ def evaluate(ruleset: RuleSet, fax: Fax) -> Evaluation:
         if stopped:
             results.append(RuleResult(rule, None))
             continue
-        result = RuleResult(rule, rule.condition.evaluate(s))
+        try:
+            result = RuleResult(rule, rule.condition.evaluate(s))
+        except RegexTimeout as exc:
+            result = RuleResult(rule, Check(rule.condition.what or "when", False,
+                                            f"{exc}: the rule fails closed (does not match)"),
+                                timed_out=True)
         results.append(result)
         if not result.matched:
             continue
