@@ -48,8 +48,11 @@ def load_or_exit(config_path: Path, plugins_dir: Path | None, checking: bool = F
         hint = "" if checking else f"; fix it and try `faxflow check -c {config_path}`"
         click.echo(f"faxflow: the configuration is invalid{hint}", err=True)
         sys.exit(2)
-    for warning in app.warnings:
-        click.echo(warning, err=True)
+    for warning in app.warnings:  # check prints them; the worker logs them
+        if checking:
+            click.echo(warning, err=True)
+        else:
+            log.warning("%s", warning)
     return app
 
 
@@ -73,6 +76,9 @@ def run(config_path: Path, plugins_dir: Path | None) -> None:
     from faxflow.runner import run_worker
 
     app = load_or_exit(config_path, plugins_dir)
+    # What faxflow writes gets its modes explicitly; the umask catches what others write for
+    # it (tesseract, SQLite's temporary files) with the same owner-only default.
+    os.umask(0o777 & ~app.config.dir_mode)
     try:
         run_worker(app, install_signals=True)
     except FaxflowError as exc:

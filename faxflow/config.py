@@ -109,6 +109,14 @@ class WorkerSettings:
     grace_period: float = _opt(60.0, "Seconds in-flight faxes get to finish on SIGTERM.",
                                min=0.0)
     reload: bool = _opt(True, "Watch the config file and reload it when it changes.")
+    file_mode: str = _opt("0600", "Permissions of the files faxflow writes (spool, quarantine, "
+                          "journal, OCR cache; delivered files unless [plugins.folder] says "
+                          "otherwise): owner-only, as fax contents are personal data. \"0640\" "
+                          "gives the group read access.", pattern=r"^0?[0-7]{3}$",
+                          pattern_help="an octal mode such as \"0600\" or \"0640\"")
+    dir_mode: str = _opt("0700", "Permissions of the folders faxflow creates; \"0750\" gives "
+                         "the group access.", pattern=r"^0?[0-7]{3}$",
+                         pattern_help="an octal mode such as \"0700\" or \"0750\"")
 
 
 @dataclass(frozen=True)
@@ -121,7 +129,8 @@ class JournalSettings:
 @dataclass(frozen=True)
 class HealthSettings:
     listen: str | None = _opt(None, "host:port for /healthz, /readyz and /metrics; off if unset.",
-                              pattern=r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]*):\d{1,5}$")
+                              pattern=r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]*):\d{1,5}$",
+                              pattern_help="host:port")
     ready_after: float = _opt(300.0, "Seconds since the last successful pull before /readyz "
                               "fails.", min=1.0)
 
@@ -145,6 +154,15 @@ class Config:
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     journal: JournalSettings = field(default_factory=JournalSettings)
     health: HealthSettings = field(default_factory=HealthSettings)
+
+    @property
+    def file_mode(self) -> int:
+        """`[worker] file_mode` as a number (0o600 by default)."""
+        return int(self.worker.file_mode, 8)
+
+    @property
+    def dir_mode(self) -> int:
+        return int(self.worker.dir_mode, 8)
 
     def plugin_options(self, name: str) -> dict[str, Any]:
         """The ``[plugins.<name>]`` table, or an empty dict."""
@@ -301,7 +319,7 @@ def build_section(cls: type, table: Any, path: KeyPath,
                                           f"must be one of {', '.join(meta['choices'])}"))
             continue
         if "pattern" in meta and isinstance(value, str) and not re.match(meta["pattern"], value):
-            problems.append(ConfigProblem((*path, key), "must look like host:port"))
+            problems.append(ConfigProblem((*path, key), f"must be {meta['pattern_help']}"))
             continue
         if "min" in meta and isinstance(value, int | float) and value < meta["min"]:
             problems.append(ConfigProblem((*path, key), f"must be at least {meta['min']}"))

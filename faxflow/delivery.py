@@ -408,14 +408,16 @@ def inside(base: Path, target: Path) -> Path:
     return real
 
 
-def atomic_write(target: Path, data: bytes | Path) -> None:
+def atomic_write(target: Path, data: bytes | Path, mode: int = 0o600) -> None:
     """Write a file so readers see the old or the new one, never half of it: a temporary file
-    in the same folder, fsync, rename over the target, fsync the folder."""
+    in the same folder, fsync, rename over the target, fsync the folder. The file gets exactly
+    `mode` whatever the umask (owner-only by default: fax contents are personal data)."""
     folder = target.parent
     tmp = folder / f".{target.name}.{os.getpid()}.{random.getrandbits(32):08x}.tmp"
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-    fd = os.open(tmp, flags, 0o644)
+    fd = os.open(tmp, flags, mode & 0o600)
     try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as out:
             if isinstance(data, Path):
                 with data.open("rb") as src:

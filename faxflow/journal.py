@@ -15,6 +15,7 @@ several workers on several machines.
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from faxflow.paths import make_dirs, restrict
 from faxflow.types import DeliveryResult, Outcome
 
 log = logging.getLogger("faxflow.journal")
@@ -196,10 +198,16 @@ class Holds:
 class SQLiteJournal:
     """The journal in one SQLite file (WAL), safe for threads and for processes on one host."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, mode: int = 0o600) -> None:
         self.path = str(path)
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            # The journal names every fax: owner-only. SQLite gives its -wal and -shm files
+            # the main file's mode, so creating that one right is enough.
+            file = Path(self.path)
+            make_dirs(file.parent)
+            os.close(os.open(file, os.O_RDWR | os.O_CREAT, mode & 0o600))
+            for name in (file, Path(f"{file}-wal"), Path(f"{file}-shm")):
+                restrict(name, mode)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, timeout=30, check_same_thread=False,
                                    isolation_level=None)
@@ -356,7 +364,8 @@ class SQLiteJournal:
             self._db.close()
 
 
-def open_journal(backend: str, path: Path, url: str | None = None) -> Journal:
+def open_journal(backend: str, path: Path, url: str | None = None,
+                 mode: int = 0o600) -> Journal:
     if backend == "postgresql":
         import importlib
 
@@ -365,4 +374,4 @@ def open_journal(backend: str, path: Path, url: str | None = None) -> Journal:
         module = importlib.import_module("faxflow.journal_pg")  # needs psycopg, optional
         journal: Journal = module.PostgresJournal(url)
         return journal
-    return SQLiteJournal(path)
+    return SQLiteJournal(path, mode)

@@ -11,7 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from faxflow.paths import safe_extension, safe_name
+from faxflow.paths import make_dirs, safe_extension, safe_name
 from faxflow.types import Decision, Fax
 
 
@@ -32,13 +32,15 @@ def fax_metadata(fax: Fax) -> dict[str, Any]:
     }
 
 
-def write_quarantine(base: Path, fax: Fax, decision: Decision) -> Path:
-    """Write the fax under base/<topic>/<id>/ atomically (a temp folder renamed into place).
+def write_quarantine(base: Path, fax: Fax, decision: Decision, file_mode: int = 0o600,
+                     dir_mode: int = 0o700) -> Path:
+    """Write the fax under base/<topic>/<id>/ atomically (a temp folder renamed into place),
+    folders with `dir_mode` and files with `file_mode` (owner-only by default).
 
     Idempotent: a fax quarantined again (after a crash before its ack) replaces its folder.
     """
     target = base / safe_name(fax.topic) / safe_name(fax.id)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(target.parent, dir_mode)
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=target.parent))
     try:
         for i, doc in enumerate(fax.documents, start=1):
@@ -55,8 +57,10 @@ def write_quarantine(base: Path, fax: Fax, decision: Decision) -> Path:
         (tmp / "reason.txt").write_text("\n".join(decision.reasons) + "\n", encoding="utf-8")
         (tmp / "text.txt").write_text(fax.text, encoding="utf-8")
         for f in tmp.iterdir():
+            os.chmod(f, file_mode)
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
+        os.chmod(tmp, dir_mode)
         if target.exists():
             shutil.rmtree(target)
         tmp.rename(target)

@@ -37,7 +37,7 @@ def run_worker(app: App, install_signals: bool = False,
                            "password, topics) is needed to run the worker")
     try:
         app.journal = open_journal(config.journal.backend, config.resolve(config.journal.path),
-                                   config.journal.url)
+                                   config.journal.url, config.file_mode)
     except Exception as exc:
         raise FaxflowError(f"cannot open the journal: {exc}") from exc
     client = make_client(config.retarus, config.worker.concurrency)

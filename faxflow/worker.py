@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from faxflow.ack import decide, describe
-from faxflow.paths import safe_extension, safe_name
+from faxflow.paths import make_dirs, safe_extension, safe_name
 from faxflow.quarantine import write_quarantine
 from faxflow.retarus import NotFoundError, ProtocolError, TooLargeError
 from faxflow.types import Decision, Fax, Job, Problem, Verdict, Vote
@@ -309,8 +309,7 @@ class Worker:
 
     def _download(self, fax: Fax) -> bool:
         """Download every document; a failure becomes a problem on the fax."""
-        folder = self._spool_dir(fax)
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = make_dirs(self._spool_dir(fax), self.app.config.dir_mode)
         limit = self.app.config.retarus.max_download_bytes
         for i, ref in enumerate(fax.job.documents, start=1):
             dest = folder / f"document-{i}.{safe_extension(ref.extension)}"
@@ -334,7 +333,8 @@ class Worker:
         line = f"fax {fax.id} topic {fax.topic} attempt {fax.attempt}: {describe(decision)}"
         if decision.verdict is Verdict.QUARANTINE:
             try:
-                where = write_quarantine(app.quarantine_dir, fax, decision)
+                where = write_quarantine(app.quarantine_dir, fax, decision,
+                                         app.config.file_mode, app.config.dir_mode)
             except OSError as exc:
                 log.error("%s; writing the quarantine folder failed (%s): not acknowledged",
                           line, exc)

@@ -199,6 +199,22 @@ def test_every_core_option_is_in_the_example_config() -> None:
             assert re.search(rf"^#?\s*{f.name}(_file)? =", example, re.M), f"{section}.{f.name}"
 
 
+def test_the_example_config_shows_the_defaults_it_claims_to() -> None:
+    """rules.example.toml says every core option is shown with its default: check the values
+    (required options and those without a default are examples, not defaults)."""
+    import dataclasses as dc
+    import tomllib
+
+    from faxflow.config import CORE_SECTIONS
+    example = tomllib.loads((Path(__file__).parent.parent / "rules.example.toml").read_text())
+    for section, cls in CORE_SECTIONS.items():
+        for f in dc.fields(cls):
+            if f.name not in example.get(section, {}) or f.metadata.get("required") \
+                    or f.default in (None, dc.MISSING):
+                continue
+            assert example[section][f.name] == f.default, f"{section}.{f.name}"
+
+
 def test_locate_nested_arrays_of_tables() -> None:
     text = ("[[rule]]\nname = 'a'\n[[rule.route]]\ntype = 'x'\n[[rule.route]]\ntype = 'y'\n"
             "[[rule]]\nname = 'b'\n[[rule.route]]\ntype = 'z'\n[rule.when]\nto = 1\n")

@@ -4,6 +4,8 @@ Config::
 
     [plugins.folder]
     base = "/data/out"                  # the folder named "default"
+    file_mode = "0640"                  # optional: default [worker] file_mode ("0600")
+    dir_mode = "0750"                   # optional: default [worker] dir_mode ("0700")
     [plugins.folder.bases]              # optional, more folders by name
     invoices = "/data/invoices"
 
@@ -23,7 +25,9 @@ import glob
 import json
 import logging
 import os
+import re
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +35,13 @@ from faxflow import delivery
 from faxflow.app import App
 from faxflow.config import Config, ConfigProblem
 from faxflow.hookspecs import hookimpl
+from faxflow.paths import make_dirs
 from faxflow.types import DeliveryResult, DestinationType, Fax, Route
 
 log = logging.getLogger("faxflow.folder")
 
 LOCK_NAME = ".faxflow.lock"
+MODE = re.compile(r"0?[0-7]{3}")
 MAX_DEPTH = 16  # with 120-byte components this stays well under PATH_MAX
 OPTIONS: dict[str, tuple[type, ...]] = {
     "base": (str,), "path": (str,), "name": (str,), "content": (str,),
@@ -66,14 +72,37 @@ def bases(config: Config) -> dict[str, Path]:
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class Modes:
+    """Permissions of what a delivery creates: owner-only unless the site asks for more."""
+
+    file: int = 0o600
+    dir: int = 0o700
+
+
+def modes(config: Config) -> Modes:
+    opts = config.plugin_options("folder")
+
+    def mode(key: str, default: int) -> int:
+        value = opts.get(key)
+        return int(value, 8) if isinstance(value, str) and MODE.fullmatch(value) else default
+
+    return Modes(mode("file_mode", config.file_mode), mode("dir_mode", config.dir_mode))
+
+
 @hookimpl
 def faxflow_check_config(config: Config) -> list[ConfigProblem]:
     opts = config.plugin_options("folder")
     problems: list[ConfigProblem] = []
     for key in opts:
-        if key not in ("base", "bases"):
+        if key not in ("base", "bases", "file_mode", "dir_mode"):
             problems.append(ConfigProblem(("plugins", "folder", key),
-                                          "unknown option (known: base, bases)"))
+                                          "unknown option (known: base, bases, file_mode, "
+                                          "dir_mode)"))
+        elif key.endswith("_mode") and not (isinstance(opts[key], str)
+                                            and MODE.fullmatch(opts[key])):
+            problems.append(ConfigProblem(("plugins", "folder", key),
+                                          'must be an octal mode such as "0640"'))
     if "base" in opts and not isinstance(opts["base"], str):
         problems.append(ConfigProblem(("plugins", "folder", "base"), "must be a string"))
     named = opts.get("bases", {})
@@ -92,7 +121,7 @@ def faxflow_deliver(fax: Fax, route: Route, uncertain: bool, app: App) -> Delive
     if route.type != "folder":
         return None
     try:
-        return deliver(fax, route, bases(app.config), uncertain)
+        return deliver(fax, route, bases(app.config), uncertain, modes(app.config))
     except delivery.DeliveryError as exc:
         return delivery.as_result(exc)
     except OSError as exc:
@@ -108,7 +137,7 @@ def _os_error(exc: OSError) -> DeliveryResult:
 
 
 def deliver(fax: Fax, route: Route, known: Mapping[str, Path],
-            uncertain: bool = False) -> DeliveryResult:
+            uncertain: bool = False, modes: Modes = Modes()) -> DeliveryResult:
     opts = route.options
     base_name = str(opts.get("base", "default"))
     if base_name not in known:
@@ -119,7 +148,7 @@ def deliver(fax: Fax, route: Route, known: Mapping[str, Path],
     parts = delivery.safe_relative(str(opts.get("path", "")))
     if len(parts) > MAX_DEPTH:
         raise delivery.permanent(f"path: more than {MAX_DEPTH} folder levels")
-    folder = make_folder(base, parts)
+    folder = make_folder(base, parts, modes.dir)
     key = delivery.stable_key(fax, route)
     stem = delivery.safe_component(str(opts.get("name") or fax.id), 100)
     content = str(opts.get("content", "original"))
@@ -135,10 +164,10 @@ def deliver(fax: Fax, route: Route, known: Mapping[str, Path],
                                      "taken by other faxes")
         if uncertain:  # an earlier attempt may have been killed mid-write
             remove_temp_files(folder, [f.name for f in files] + [f"{candidate}.json"])
-        written = [write(base, folder / f.name, f.path) for f in files]
+        written = [write(base, folder / f.name, f.path, modes.file) for f in files]
         if opts.get("sidecar", True):
             data = sidecar(fax, key, files, bool(opts.get("text", True)))
-            written.append(write(base, folder / f"{candidate}.json", data))
+            written.append(write(base, folder / f"{candidate}.json", data, modes.file))
     main = folder / files[0].name
     return DeliveryResult.delivered(f"wrote {', '.join(written)} to {folder}",
                                     reference=str(main))
@@ -148,7 +177,7 @@ def deliver(fax: Fax, route: Route, known: Mapping[str, Path],
 def folder_lock(folder: Path) -> Iterator[None]:
     """An exclusive lock on one folder, across threads and processes (flock on a hidden file;
     each call opens its own file, so threads of one process exclude each other too)."""
-    fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -164,13 +193,14 @@ def remove_temp_files(folder: Path, names: list[str]) -> None:
             leftover.unlink(missing_ok=True)
 
 
-def make_folder(base: Path, parts: list[str]) -> Path:
-    """Create base/parts... one level at a time, refusing symlinks that lead out of base."""
+def make_folder(base: Path, parts: list[str], mode: int = 0o700) -> Path:
+    """Create base/parts... one level at a time with `mode`, refusing symlinks that lead out
+    of base."""
     folder = base
     for part in parts:
         folder = folder / part
         delivery.inside(base, folder)
-        folder.mkdir(exist_ok=True)
+        make_dirs(folder, mode)
     return delivery.inside(base, folder)
 
 
@@ -188,12 +218,12 @@ def taken(folder: Path, stem: str, key: str, files: Iterable[delivery.OutFile]) 
                for f in files)
 
 
-def write(base: Path, target: Path, data: bytes | Path) -> str:
+def write(base: Path, target: Path, data: bytes | Path, mode: int = 0o600) -> str:
     if target.is_symlink():
         raise delivery.permanent(f"folder: {target.name} is a symlink; refusing to write")
     delivery.inside(base, target)
     if not delivery.same_content(target, data):
-        delivery.atomic_write(target, data)
+        delivery.atomic_write(target, data, mode)
     return target.name
 
 
