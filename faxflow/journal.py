@@ -92,6 +92,9 @@ class Journal(Protocol):
         """Whether `owner` still holds the fax (checked before each delivery: a worker that
         lost its hold, e.g. cut off from the journal, must not deliver)."""
 
+    def held(self, topic: str, fax_id: str) -> bool:
+        """Whether any worker holds the fax now (the spool cleaner keeps its files)."""
+
     def routes(self, topic: str, fax_id: str) -> dict[str, RouteRecord]: ...
 
     def route_started(self, topic: str, fax_id: str, route: str) -> None: ...
@@ -287,6 +290,13 @@ class SQLiteJournal:
                 "SELECT 1 FROM fax WHERE topic=? AND fax_id=? AND owner=? AND "
                 "state='processing' AND owner_until > ?",
                 (topic, fax_id, owner, time.time())).fetchone()
+        return row is not None
+
+    def held(self, topic: str, fax_id: str) -> bool:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT 1 FROM fax WHERE topic=? AND fax_id=? AND state='processing' AND "
+                "owner_until > ?", (topic, fax_id, time.time())).fetchone()
         return row is not None
 
     def routes(self, topic: str, fax_id: str) -> dict[str, RouteRecord]:

@@ -238,6 +238,12 @@ class PostgresJournal:
             (topic, fax_id, owner)).fetchone())
         return row is not None
 
+    def held(self, topic: str, fax_id: str) -> bool:
+        row = self._run("check hold", lambda c: c.execute(
+            "SELECT 1 FROM faxflow_fax WHERE topic = %s AND fax_id = %s "
+            "AND state = 'processing' AND owner_until > now()", (topic, fax_id)).fetchone())
+        return row is not None
+
     def routes(self, topic: str, fax_id: str) -> dict[str, RouteRecord]:
         rows = self._run("read routes", lambda c: c.execute(
             "SELECT route, state, detail, reference, attempts FROM faxflow_delivery "

@@ -19,8 +19,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from faxflow import spool
 from faxflow.ack import decide, describe
-from faxflow.paths import make_dirs, safe_extension, safe_name
+from faxflow.paths import safe_extension
 from faxflow.quarantine import write_quarantine
 from faxflow.retarus import NotFoundError, ProtocolError, TooLargeError
 from faxflow.types import Decision, Fax, Job, Problem, Verdict, Vote
@@ -60,6 +61,8 @@ class Worker:
         self._in_flight = 0
         self._acks: dict[str, dict[str, Decided]] = {}
         self._topic_turn = 0
+        self._busy: set[Path] = set()  # spool folders of the faxes in flight here
+        self._next_spool_check = 0.0
         self.metrics = app.metrics
         # Fixed for the life of the worker (its thread pool); a reload changes it at restart.
         self.concurrency = app.config.worker.concurrency
@@ -83,6 +86,7 @@ class Worker:
         delay = 0.0
         try:
             while not self._stop.is_set():
+                self._clean_stale_spool()
                 full = self._pull_round(executor)
                 if full:  # more are waiting: pull again as soon as enough slots are free
                     delay = 0.0
@@ -117,6 +121,20 @@ class Worker:
                 if left <= 0 or any(self._acks.values()):
                     return
                 self._cond.wait(left)
+
+    def _clean_stale_spool(self) -> None:
+        """At start and then every lock timeout (at least a minute): remove what killed
+        workers left in the spool."""
+        now = time.monotonic()
+        if now < self._next_spool_check:
+            return
+        self._next_spool_check = now + max(60.0, float(self.app.config.retarus.lock_timeout))
+        with self._cond:
+            busy = set(self._busy)
+        try:
+            spool.clean_stale(self.app.spool_dir, self.journal, busy)
+        except Exception as exc:  # e.g. the journal out of reach: next time
+            log.warning("cleaning the spool failed: %s", exc)
 
     def _refresh_client(self) -> None:
         settings = self.app.config.retarus
@@ -240,6 +258,9 @@ class Worker:
 
     def _handle(self, topic: str, job: Job) -> None:
         fax = Fax(job=job, topic=topic)
+        folder = self._spool_dir(fax)
+        with self._cond:
+            self._busy.add(folder)
         try:
             self._process(fax)
         except Exception as exc:
@@ -252,6 +273,7 @@ class Worker:
                     log.exception("fax %s: recording the failed attempt failed too", job.id)
         finally:
             with self._cond:
+                self._busy.discard(folder)
                 self._in_flight -= 1
                 self.metrics.in_flight.set(self._in_flight)
                 self._cond.notify_all()
@@ -305,11 +327,12 @@ class Worker:
         return (datetime.now(UTC) - received).total_seconds() >= window
 
     def _spool_dir(self, fax: Fax) -> Path:
-        return self.app.spool_dir / safe_name(fax.topic) / safe_name(fax.id)
+        return spool.fax_dir(self.app.spool_dir, fax.topic, fax.id)
 
     def _download(self, fax: Fax) -> bool:
         """Download every document; a failure becomes a problem on the fax."""
-        folder = make_dirs(self._spool_dir(fax), self.app.config.dir_mode)
+        folder = spool.make_fax_dir(self.app.spool_dir, fax.topic, fax.id,
+                                    self.app.config.dir_mode)
         limit = self.app.config.retarus.max_download_bytes
         for i, ref in enumerate(fax.job.documents, start=1):
             dest = folder / f"document-{i}.{safe_extension(ref.extension)}"

@@ -68,6 +68,17 @@ def test_owns_only_while_the_hold_lasts(opener: Opener) -> None:
     assert not j.owns("t", "1", "w1")
 
 
+def test_held_by_anyone_only_while_a_hold_lasts(opener: Opener) -> None:
+    j = opener()
+    assert not j.held("t", "1")  # unknown
+    j.claim("t", "1", "w1", hold=60)
+    assert j.held("t", "1")
+    j.decide("t", "1", "ack", "")
+    assert not j.held("t", "1")
+    j.claim("t", "2", "w1", hold=-1)  # its worker died: the hold ran out
+    assert not j.held("t", "2")
+
+
 def test_the_same_owner_may_claim_again(opener: Opener) -> None:
     j = opener()
     assert j.claim("t", "1", "w1", hold=60) is not None

@@ -3,9 +3,11 @@
 Routes every fax to the "testdir" destination, which writes its document to $E2E_OUT with
 O_EXCL: a second write of the same fax is recorded in duplicates.log, so a test can prove
 exactly-once from the outside. Faxes whose id is listed in $E2E_NOT_YET get a not-yet vote.
+$E2E_DELIVER_DELAY (seconds) makes every delivery slow, for tests that kill a worker mid-fax.
 """
 
 import os
+import time
 from pathlib import Path
 
 from faxflow.hookspecs import hookimpl
@@ -14,6 +16,7 @@ from faxflow.types import DeliveryResult, DestinationType, Route, Vote
 
 OUT = Path(os.environ["E2E_OUT"])
 NOT_YET = set(filter(None, os.environ.get("E2E_NOT_YET", "").split(",")))
+DELAY = float(os.environ.get("E2E_DELIVER_DELAY", "0"))
 
 
 @hookimpl
@@ -30,6 +33,7 @@ def faxflow_route(fax):
 def faxflow_deliver(fax, route, uncertain):
     if route.type != "testdir":
         return None
+    time.sleep(DELAY)
     target = OUT / (safe_name(fax.id) + ".pdf")
     tmp = OUT / f".tmp-{os.getpid()}-{safe_name(fax.id)}"
     tmp.write_bytes(fax.documents[0].path.read_bytes())
