@@ -16,15 +16,22 @@ Route options: ``url`` (required), ``mode`` ("multipart": a ``metadata`` JSON pa
 
 Every request carries ``Idempotency-Key`` (the same for a fax and route on every attempt):
 a receiver that already took it answers 2xx or 409, both count as delivered.
+
+The URL may come from a template over sender text, so its host is hostile. Every connection
+resolves the host and judges *every* address (and every IPv4 address embedded in an IPv6
+one, `guard.why_refused`) before connecting to a judged address (`connect.GuardedBackend`);
+a non-public address is refused (permanent) unless ``allow_private = true``. Redirects are
+not followed. Proxies from the environment (``HTTP(S)_PROXY``, ``ALL_PROXY``) are not used:
+a proxy resolves the name itself, out of the guard's reach, so webhooks always connect
+directly (``trust_env=False``; the CA variables ``SSL_CERT_FILE``/``SSL_CERT_DIR`` still
+apply).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import json
-import socket
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,6 +42,8 @@ from faxflow.app import App
 from faxflow.config import Config, ConfigProblem
 from faxflow.hookspecs import hookimpl
 from faxflow.types import DeliveryResult, DestinationType, Fax, Route
+
+from . import connect
 
 ROUTE_OPTIONS: dict[str, tuple[type, ...]] = {
     "url": (str,), "mode": (str,), "content": (str,), "link": (str,),
@@ -84,22 +93,28 @@ def faxflow_deliver(fax: Fax, route: Route, app: App) -> DeliveryResult | None:
 
 def deliver(fax: Fax, route: Route, settings: Mapping[str, Any]) -> DeliveryResult:
     opts = route.options
-    url = httpx.URL(str(opts.get("url", "")))
+    try:
+        url = httpx.URL(str(opts.get("url", "")))
+    except httpx.InvalidURL as exc:  # e.g. http://0177.0.0.1/ (httpx refuses octal IPv4)
+        raise delivery.permanent(f"url: not a valid URL: {exc}") from None
     if url.scheme not in ("http", "https") or not url.host:
         raise delivery.permanent(f"url: not an http(s) URL: {opts.get('url')!r}")
-    address = check_target(url, bool(settings.get("allow_private", False)))
     key = delivery.stable_key(fax, route)
-    with httpx.Client(timeout=float(settings.get("timeout", 30)), follow_redirects=False,
-                      verify=delivery.tls_verify(settings)) as client:
+    # The guard sits in the transport's connect step (see connect.py); trust_env=False keeps
+    # environment proxies out, which would resolve and connect where we cannot judge.
+    transport = connect.GuardedTransport(delivery.tls_verify(settings),
+                                         bool(settings.get("allow_private", False)))
+    with httpx.Client(transport=transport, trust_env=False, follow_redirects=False,
+                      timeout=float(settings.get("timeout", 30))) as client:
         request = build_request(client, fax, route, settings, key)
-        # Connect to the address we checked, not to whatever DNS says a moment later.
-        request.url = request.url.copy_with(host=address)
-        request.extensions["sni_hostname"] = url.host
-        request.headers["Host"] = url.netloc.decode("ascii")
 
         def post() -> httpx.Response:
             try:
                 response = delivery.send(client, request, "webhook")
+            except connect.Refused as exc:
+                raise delivery.permanent(str(exc)) from None
+            except connect.Unresolved as exc:
+                raise delivery.transient(str(exc)) from None
             except delivery.DeliveryError as exc:
                 # Resending is safe: the receiver recognizes the Idempotency-Key.
                 exc.sent = False
@@ -166,24 +181,3 @@ def link_for(fax: Fax, route: Route, settings: Mapping[str, Any], file: str, key
     if not template:
         raise delivery.permanent("link: mode link needs a link option or link_template")
     return str(template).format(topic=fax.topic, fax_id=fax.id, file=file, key=key)
-
-
-def check_target(url: httpx.URL, allow_private: bool) -> str:
-    """Resolve the host and refuse it when any address is loopback, private, link-local,
-    multicast or reserved (unless allowed): a template must not point us at the inside."""
-    port = url.port or (443 if url.scheme == "https" else 80)
-    try:
-        infos = socket.getaddrinfo(url.host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise delivery.transient(f"webhook: cannot resolve {url.host}: {exc.strerror}") from None
-    addresses = [str(info[4][0]) for info in infos]
-    if not allow_private:
-        for text in addresses:
-            ip = ipaddress.ip_address(text.split("%")[0])
-            if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-                ip = ip.ipv4_mapped
-            if not ip.is_global or ip.is_multicast:
-                raise delivery.permanent(
-                    f"url: {url.host} resolves to {ip}, a non-public address; set "
-                    "allow_private = true in [plugins.webhook] to allow it")
-    return addresses[0]
