@@ -9,10 +9,12 @@ and the real worker with the built-in plugins and a demo rules file. Everything 
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -219,7 +221,31 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+MARKER = ".faxflow-demo"  # in a folder the demo made: only such a folder is ever replaced
+
+
+class DemoFolderError(Exception):
+    """The demo folder exists and is not the demo's own."""
+
+
+def prepare(base: Path) -> None:
+    """Make `base` an empty demo folder. An earlier demo's folder (it holds the marker) is
+    replaced; an empty folder is used; anything else is refused, never deleted."""
+    if base.is_symlink() or (base.exists() and not base.is_dir()):
+        raise DemoFolderError(f"{base} exists and is not a folder")
+    if base.exists() and any(base.iterdir()):
+        if not (base / MARKER).is_file():
+            raise DemoFolderError(
+                f"{base} exists and was not made by faxflow demo (it has no {MARKER} file); "
+                "its contents are left alone: choose another --dir or empty it yourself")
+        shutil.rmtree(base)
+    base.mkdir(parents=True, exist_ok=True)
+    (base / MARKER).write_text("made by faxflow demo; the next demo replaces this folder\n",
+                               encoding="utf-8")
+
+
 def run_demo(base: Path, echo: Any = click.echo, timeout: float = 300) -> list[DemoFax]:
+    """The demo in `base`, an empty folder made by `prepare`."""
     import os
 
     from aiosmtpd.controller import Controller
@@ -229,9 +255,7 @@ def run_demo(base: Path, echo: Any = click.echo, timeout: float = 300) -> list[D
     from faxflow.samples import make_fax
     from faxflow.simulator import Simulator, SimulatorServer
 
-    if base.exists():
-        shutil.rmtree(base)
-    (base / "mail").mkdir(parents=True)
+    (base / "mail").mkdir()
     (base / "folders").mkdir()
     faxes = plan(datetime.now(BERLIN))
     sim = Simulator(users={USER: PASSWORD}, topics={TOPIC: USER}, seed=1)
@@ -273,6 +297,31 @@ def run_demo(base: Path, echo: Any = click.echo, timeout: float = 300) -> list[D
     return faxes
 
 
+@contextlib.contextmanager
+def log_to(path: Path) -> Iterator[None]:
+    """Send log records to `path` instead of the terminal (errors still show there)."""
+    import logging
+
+    from faxflow.logs import TextFormatter
+
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    file = logging.FileHandler(path, encoding="utf-8")
+    file.setFormatter(TextFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    terminal = {h: h.level for h in saved[0] if not isinstance(h, logging.FileHandler)}
+    for handler in terminal:
+        handler.setLevel(max(handler.level, logging.ERROR))
+    root.handlers[:] = [*terminal, file]
+    root.setLevel(min(saved[1], logging.INFO) or logging.INFO)
+    try:
+        yield
+    finally:
+        file.close()
+        for handler, level in terminal.items():
+            handler.setLevel(level)
+        root.handlers[:], root.level = saved[0], saved[1]
+
+
 def summary(faxes: list[DemoFax], base: Path) -> str:
     lines = ["", "Summary", "======="]
     for demo in faxes:
@@ -290,16 +339,21 @@ def summary(faxes: list[DemoFax], base: Path) -> str:
 @click.command("demo")
 @click.option("--dir", "folder", default="faxflow-demo", show_default=True,
               type=click.Path(path_type=Path, file_okay=False),
-              help="Where the demo writes its folders, mails and journal (replaced).")
+              help="Where the demo writes its folders, mails and journal; an earlier demo's "
+                   "folder is replaced, any other non-empty folder refused.")
 def demo_command(folder: Path) -> None:
     """Run the whole pipeline on sample faxes, locally, and show where each one went."""
-    import logging
-
-    if logging.getLogger().level < logging.WARNING:  # progress lines say it; keep logs quiet
-        logging.getLogger().setLevel(logging.WARNING)
     click.echo("faxflow demo: simulator + OCR + rules + folder and e-mail delivery, all local")
-    faxes = run_demo(folder.resolve())
+    base = folder.resolve()
+    try:
+        prepare(base)
+    except DemoFolderError as exc:
+        click.echo(f"faxflow demo: {exc}", err=True)
+        sys.exit(2)
+    with log_to(base / "worker.log"):  # the progress lines tell the story; the log has detail
+        faxes = run_demo(base)
     click.echo(summary(faxes, folder))
+    click.echo(f"Worker log: {folder / 'worker.log'}")
     expected = {"acknowledged": 4, "quarantined": 1}
     got = {o: sum(1 for f in faxes if f.outcome == o) for o in expected}
     if got != expected:

@@ -18,6 +18,9 @@ def test_demo_routes_every_fax_where_the_rules_say(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert "Summary" in out and "Traceback" not in out + result.stderr
+    # Progress lines only: the worker's log lines go to the demo's worker.log.
+    assert "WARNING" not in out + result.stderr and " INFO " not in out + result.stderr
+    assert "quarantine because" in (tmp_path / "demo" / "worker.log").read_text()
     base = tmp_path / "demo"
     referrals = list((base / "folders" / "referrals").glob("PID-*.pdf"))
     assert len(referrals) == 1 and referrals[0].with_suffix(".json").exists()
@@ -35,3 +38,40 @@ def test_demo_routes_every_fax_where_the_rules_say(tmp_path: Path) -> None:
     (reason,) = (base / "quarantine").rglob("reason.txt")
     assert "PDF is damaged" in reason.read_text()
     assert "corrupt document" in out and "->  quarantined" in out
+
+
+def test_demo_never_deletes_a_folder_it_did_not_make(tmp_path: Path) -> None:
+    precious = tmp_path / "records"
+    precious.mkdir()
+    (precious / "patient.pdf").write_bytes(b"%PDF keep me")
+    env = {k: v for k, v in os.environ.items() if k != "FAXFLOW_LOAD_PLUGINS"}
+    result = subprocess.run([sys.executable, "-m", "faxflow", "demo", "--dir", str(precious)],
+                            capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 2
+    assert "was not made by faxflow demo" in result.stderr and "Traceback" not in result.stderr
+    assert (precious / "patient.pdf").read_bytes() == b"%PDF keep me"
+    assert sorted(p.name for p in precious.iterdir()) == ["patient.pdf"]
+
+
+def test_demo_replaces_only_its_own_folder(tmp_path: Path) -> None:
+    from faxflow.demo import MARKER, DemoFolderError, prepare
+
+    base = tmp_path / "demo"
+    prepare(base)  # new
+    (base / "old.eml").write_text("from the last demo")
+    prepare(base)  # its own: replaced
+    assert sorted(p.name for p in base.iterdir()) == [MARKER]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    prepare(empty)  # an empty folder is fine
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "records", target_is_directory=True)
+    (tmp_path / "records").mkdir()
+    (tmp_path / "records" / MARKER).write_text("forged")
+    try:
+        prepare(link)
+    except DemoFolderError as exc:
+        assert "not a folder" in str(exc)
+    else:
+        raise AssertionError("a symlink was followed")
+    assert (tmp_path / "records" / MARKER).exists()
