@@ -96,12 +96,42 @@ class App:
                 problems.append(ConfigProblem(("plugins", name), f"plugin check failed: {exc!r}"))
             else:
                 problems.extend(found or ())
-        for name, error in self.report.failed.items():
-            if name in config.data.get("plugins", {}):
-                problems.append(ConfigProblem(("plugins", name),
-                                              f"plugin {name} is configured but failed to "
-                                              f"load: {error}"))
+        problems += self._plugin_problems(config)
         return with_lines(config, problems)
+
+    def _plugin_problems(self, config: Config) -> list[ConfigProblem]:
+        """Plugins that failed to load, and plugin names (in `disable`, [plugins.<name>]
+        tables, FAXFLOW_LOAD_PLUGINS) that name no plugin: a misspelling must not pass."""
+        loaded = {self.pm.get_name(p) for p in self.pm.get_plugins()}
+        report = self.report
+        known = report.available | loaded
+        table = config.data.get("plugins", {})
+        table = table if isinstance(table, dict) else {}
+        problems = [ConfigProblem(("plugins", name) if name in table else (),
+                                  f"plugin {name} ({report.plugins[name].source}) failed to "
+                                  f"load: {error}; fix or uninstall it, or add it to "
+                                  "[plugins] disable")
+                    for name, error in report.failed.items()]
+        problems += [ConfigProblem((), message) for message in report.unknown_asked()]
+        disabled = table.get("disable", [])
+        for i, name in enumerate(disabled if isinstance(disabled, list) else []):
+            if name not in known:
+                problems.append(ConfigProblem(("plugins", "disable", i),
+                                              f"no plugin named {name!r}{report.suggest(name)}"))
+        for name, value in table.items():
+            if name == "disable" or name in report.failed:
+                continue
+            if not isinstance(value, dict):
+                problems.append(ConfigProblem(("plugins", name), "unknown option (options of a "
+                                              f"plugin go in [plugins.{name}])"))
+            elif name not in known:
+                problems.append(ConfigProblem(("plugins", name), f"no plugin named {name!r}"
+                                              f"{report.suggest(name)}"))
+            elif name not in loaded:
+                problems.append(ConfigProblem(("plugins", name), (
+                    f"plugin {name} is not loaded (disabled, or not in FAXFLOW_LOAD_PLUGINS): "
+                    "these options have no effect"), warning=True))
+        return problems
 
     def configure(self, config: Config) -> None:
         self.pm.hook.faxflow_configure(config=config, app=self)

@@ -15,6 +15,7 @@ import click
 
 from faxflow import __version__, logs
 from faxflow.app import App, load_app
+from faxflow.config import with_lines
 from faxflow.errors import ConfigError, FaxflowError
 from faxflow.plugins import hooks_of, make_manager
 
@@ -61,11 +62,17 @@ def load_or_exit(config_path: Path, plugins_dir: Path | None, checking: bool = F
 @plugins_dir_option
 def check(config_path: Path, plugins_dir: Path | None) -> None:
     """Validate a configuration file (and its plugins' parts) without running."""
+    from faxflow.runner import preflight
+
     app = load_or_exit(config_path, plugins_dir, checking=True)
-    for name, error in app.report.failed.items():
-        click.echo(f"warning: plugin {name} failed to load: {error}", err=True)
+    problems = with_lines(app.config, preflight(app))  # what `run` would refuse
+    if problems:
+        for problem in problems:
+            click.echo(problem.format(str(config_path)), err=True)
+        click.echo("faxflow: the configuration is invalid", err=True)
+        sys.exit(2)
     click.echo(f"{config_path}: OK ({len(app.destinations)} destination types, "
-               f"{len(app.report.plugins)} plugins)")
+               f"{len(app.report.loaded)} plugins)")
 
 
 @cli.command()
@@ -92,6 +99,8 @@ def run(config_path: Path, plugins_dir: Path | None) -> None:
 def plugins_command(plugins_dir: Path | None, as_json: bool) -> None:
     """List plugins, their versions and the hooks each implements."""
     pm, report = make_manager(plugins_dir=plugins_dir)
+    for message in report.unknown_asked():
+        click.echo(f"warning: {message}", err=True)
     rows: list[dict[str, Any]] = [
         {"name": info.name, "source": info.source, "distribution": info.distribution,
          "version": info.version, "hooks": hooks_of(pm, info.name), "error": info.error}

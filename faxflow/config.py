@@ -23,7 +23,7 @@ from faxflow.errors import ConfigError
 
 REGIONS = ("de1", "de2", "us1", "us2", "ch1", "sg1")
 SECRET_WORDS = ("password", "token", "secret", "api_key", "apikey")
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 KeyPath = tuple[str | int, ...]
 
@@ -92,6 +92,9 @@ class RetarusSettings:
                              "processing time of one fax.", min=1)
     timeout: float = _opt(30.0, "HTTP timeout in seconds for one request.", min=0.1)
     max_download_bytes: int = _opt(200_000_000, "Largest document accepted.", min=1)
+    allow_http: bool = _opt(False, "Allow a plain http:// base_url to a host other than "
+                            "loopback (e.g. a simulator on a private network). The password "
+                            "then travels in clear text: never for Retarus itself.")
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,7 @@ class Config:
     data: dict[str, Any]
     path: Path | None = None
     text: str = ""
+    files: list[Path] = field(default_factory=list)  # secret files it names (*_file)
     retarus: RetarusSettings = field(default_factory=RetarusSettings)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     journal: JournalSettings = field(default_factory=JournalSettings)
@@ -236,22 +240,28 @@ def locate(text: str, path: KeyPath) -> int | None:
 
 
 def _substitute(value: Any, path: KeyPath, env: Mapping[str, str],
-                problems: list[ConfigProblem], base: Path | None) -> Any:
-    """Fill ${ENV} references and read *_file secrets, recursively."""
+                problems: list[ConfigProblem], base: Path | None,
+                files: list[Path] | None = None) -> Any:
+    """Fill ${ENV} references and read *_file secrets (their paths go to `files`),
+    recursively."""
+    files = [] if files is None else files
     if isinstance(value, str):
         def repl(match: re.Match[str]) -> str:
-            name = match.group(1)
-            if name not in env:
-                problems.append(ConfigProblem(path, f"environment variable {name} is not set"))
-                return ""
-            return env[name]
+            name, default = match.group(1), match.group(2)
+            if name in env and (env[name] or default is None):
+                return env[name]
+            if default is not None:  # ${NAME:-default}: unset or empty
+                return default
+            problems.append(ConfigProblem(path, f"environment variable {name} is not set"))
+            return ""
         return _ENV_REF.sub(repl, value)
     if isinstance(value, list):
-        return [_substitute(v, (*path, i), env, problems, base) for i, v in enumerate(value)]
+        return [_substitute(v, (*path, i), env, problems, base, files)
+                for i, v in enumerate(value)]
     if isinstance(value, dict):
         out: dict[str, Any] = {}
         for key, item in value.items():
-            out[key] = _substitute(item, (*path, key), env, problems, base)
+            out[key] = _substitute(item, (*path, key), env, problems, base, files)
         for key in list(out):
             stem = key.removesuffix("_file")
             if key.endswith("_file") and is_secret_key(stem) and isinstance(out[key], str):
@@ -261,6 +271,7 @@ def _substitute(value: Any, path: KeyPath, env: Mapping[str, str],
                 file = Path(out.pop(key)).expanduser()
                 if base is not None and not file.is_absolute():
                     file = base / file
+                files.append(file)
                 try:
                     out[stem] = file.read_text(encoding="utf-8").strip()
                 except OSError as exc:
@@ -284,6 +295,23 @@ def _type_ok(value: Any, hint: Any) -> bool:
     if hint is int:
         return isinstance(value, int) and not isinstance(value, bool)
     return isinstance(value, hint)
+
+
+def _from_text(value: Any, hint: Any) -> Any:
+    """A number or true/false written as text (as ``"${CONCURRENCY}"`` from the environment
+    must be) for an option of that type; anything else is returned unchanged."""
+    if not isinstance(value, str) or _type_ok(value, hint):
+        return value
+    text = value.strip()
+    if _type_ok(True, hint) and text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    for kind in (int, float):
+        if _type_ok(kind(0), hint):
+            try:
+                return kind(text)
+            except ValueError:
+                continue
+    return value
 
 
 def _type_name(hint: Any) -> str:
@@ -311,6 +339,7 @@ def build_section(cls: type, table: Any, path: KeyPath,
             problems.append(ConfigProblem((*path, key), "unknown option" + hint))
             continue
         meta = known[key].metadata
+        value = _from_text(value, hints[key])
         if not _type_ok(value, hints[key]):
             problems.append(ConfigProblem((*path, key), f"must be {_type_name(hints[key])}"))
             continue
@@ -355,8 +384,9 @@ def parse(text: str, path: Path | None = None,
         return Config({}, path, text), [ConfigProblem((), f"invalid TOML: {message}", line)]
     problems: list[ConfigProblem] = []
     base = path.parent if path else None
-    data = _substitute(data, (), os.environ if env is None else env, problems, base)
-    config = Config(data, path, text)
+    files: list[Path] = []
+    data = _substitute(data, (), os.environ if env is None else env, problems, base, files)
+    config = Config(data, path, text, files=files)
     for name, cls in CORE_SECTIONS.items():
         setattr(config, name, build_section(cls, data.get(name, {}), (name,), problems,
                                             present=name in data))
@@ -414,8 +444,11 @@ def reference_markdown() -> str:
     lines = ["# Configuration reference (core)", "",
              "Generated from `faxflow/config.py` by `python -m faxflow.config`; a test keeps it",
              "in step. Plugins document their own `[plugins.<name>]` tables (docs/rules.md,",
-             "docs/ocr.md, docs/destinations.md). Any string may use `${ENV_VAR}`; a secret",
-             "option `x` may instead be given as `x_file = \"/run/secrets/...\"`.", ""]
+             "docs/ocr.md, docs/destinations.md). Any string may use `${ENV_VAR}`, or",
+             "`${ENV_VAR:-default}` for a default when it is unset or empty; a secret option",
+             "`x` may instead be given as `x_file = \"/run/secrets/...\"`. Numbers and",
+             "true/false may be written as text, as the environment gives them",
+             "(`concurrency = \"${N:-4}\"`).", ""]
     for section, cls in CORE_SECTIONS.items():
         lines += [f"## [{section}]", "", "| option | type | default | meaning |",
                   "| --- | --- | --- | --- |"]

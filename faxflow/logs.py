@@ -54,3 +54,6 @@ def setup(level: str = "info", fmt: str = "text") -> None:
     # httpx logs every request URL at info: too chatty for a worker that polls.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
+    # watchdog logs every file event in the watched folders at debug level: with the log
+    # file next to the config, each line would be an event producing another line.
+    logging.getLogger("watchdog").setLevel(logging.INFO)

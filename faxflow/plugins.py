@@ -7,12 +7,14 @@ limits which entry points load; ``disable`` skips some; ``--plugins-dir`` adds o
 
 from __future__ import annotations
 
+import difflib
+import functools
 import importlib.metadata
 import importlib.util
 import logging
 import os
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -42,10 +44,29 @@ class LoadReport:
     """What `make_manager` loaded, skipped and failed on, by plugin name."""
 
     plugins: dict[str, PluginInfo] = field(default_factory=dict)
+    # Every name that could have been loaded (whether asked for or not), to tell a misspelt
+    # name in FAXFLOW_LOAD_PLUGINS, `disable` or a [plugins.<name>] table from a real one.
+    available: set[str] = field(default_factory=set)
+    asked: list[str] | None = None  # FAXFLOW_LOAD_PLUGINS (or load=); None: all
 
     @property
     def failed(self) -> dict[str, str]:
         return {n: p.error for n, p in self.plugins.items() if p.error}
+
+    @property
+    def loaded(self) -> list[str]:
+        return [n for n, p in self.plugins.items() if not p.error]
+
+    def suggest(self, name: str) -> str:
+        """' (did you mean x?)' for a name that is not a plugin, or ''."""
+        close = difflib.get_close_matches(name, sorted(self.available), n=1)
+        return f" (did you mean {close[0]}?)" if close else ""
+
+    def unknown_asked(self) -> list[str]:
+        """Messages for names in FAXFLOW_LOAD_PLUGINS that no plugin has."""
+        return [f"FAXFLOW_LOAD_PLUGINS names {name!r}, which is not an installed plugin"
+                f"{self.suggest(name)}" for name in self.asked or ()
+                if name not in self.available]
 
 
 def make_manager(
@@ -65,62 +86,75 @@ def make_manager(
     """
     pm = pluggy.PluginManager("faxflow")
     pm.add_hookspecs(hookspecs)
-    report = LoadReport()
     pm.register(protocol, name=CORE_NAME)
-    report.plugins[CORE_NAME] = PluginInfo(CORE_NAME, "core")
-
     if load is None:
         env = os.environ.get("FAXFLOW_LOAD_PLUGINS")
         load = None if env is None else [n.strip() for n in env.split(",") if n.strip()]
+    report = LoadReport(asked=None if load is None else list(load))
+    report.plugins[CORE_NAME] = PluginInfo(CORE_NAME, "core")
+    report.available.add(CORE_NAME)
     wanted = None if load is None else set(load)
     skipped = set(disable)
+
+    def add(name: str, info: PluginInfo, get: Callable[[], Any]) -> None:
+        report.plugins[name] = info
+        try:
+            plugin = get()
+            info.error = hook_problem(pm, plugin)
+            if info.error is None:
+                pm.register(plugin, name=name)
+        except Exception as exc:
+            info.error = f"{type(exc).__name__}: {exc}"
+        if info.error:
+            log.warning("plugin %s (%s) failed to load: %s", name, info.source, info.error)
 
     if entry_points:
         for ep in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP),
                          key=lambda e: e.name):
+            report.available.add(ep.name)
             if ep.name in skipped or (wanted is not None and ep.name not in wanted):
                 continue
-            if pm.has_plugin(ep.name):
+            if ep.name in report.plugins:
                 log.warning("plugin name %s is used twice; keeping the first", ep.name)
                 continue
             dist = ep.dist
-            info = PluginInfo(ep.name, "entry point", dist.name if dist else None,
-                              dist.version if dist else None)
-            report.plugins[ep.name] = info
-            try:
-                pm.register(ep.load(), name=ep.name)
-            except Exception as exc:
-                info.error = f"{type(exc).__name__}: {exc}"
-                log.warning("plugin %s failed to load: %s", ep.name, info.error)
+            add(ep.name, PluginInfo(ep.name, "entry point", dist.name if dist else None,
+                                    dist.version if dist else None), ep.load)
 
     if plugins_dir is not None:
         for path in sorted(Path(plugins_dir).glob("*.py")):
-            name = path.stem
-            if name in skipped:
-                continue
-            info = PluginInfo(name, f"plugins dir {plugins_dir}")
-            report.plugins[name] = info
-            try:
-                pm.register(_load_file(path), name=name)
-            except Exception as exc:
-                info.error = f"{type(exc).__name__}: {exc}"
-                log.warning("plugin %s (%s) failed to load: %s", name, path, info.error)
+            report.available.add(path.stem)
+            if path.stem not in skipped:
+                add(path.stem, PluginInfo(path.stem, f"plugins dir {plugins_dir}"),
+                    functools.partial(_load_file, path))
 
     for name, plugin in extra:
-        pm.register(plugin, name=name)
-        report.plugins[name] = PluginInfo(name, "registered")
+        report.available.add(name)
+        add(name, PluginInfo(name, "registered"), functools.partial(_same, plugin))
 
-    # A misspelt hook name would otherwise be silently never called.
-    try:
-        pm.check_pending()
-    except pluggy.PluginValidationError as exc:
-        bad = exc.plugin
-        name = pm.get_name(bad) or str(bad)
-        pm.unregister(bad)
-        report.plugins.setdefault(name, PluginInfo(name, "?")).error = str(exc)
     if trace if trace is not None else os.environ.get("FAXFLOW_TRACE_PLUGINS") == "1":
         enable_tracing(pm)
     return pm, report
+
+
+HOOK_NAMES = sorted(name for name in dir(hookspecs) if name.startswith("faxflow_"))
+
+
+def hook_problem(pm: pluggy.PluginManager, plugin: Any) -> str | None:
+    """Why `plugin` cannot be registered: a hook implementation whose name is not a faxflow
+    hook (a misspelling would otherwise never be called), or None. Arguments the hook does
+    not have are refused by pluggy's own register, with the hook named."""
+    for attr in dir(plugin):
+        if pm.parse_hookimpl_opts(plugin, attr) is None or attr in HOOK_NAMES:
+            continue
+        close = difflib.get_close_matches(attr, HOOK_NAMES, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]}?" if close else "; see docs/plugin_hooks.md"
+        return f"{attr!r} is marked as a hook implementation but is not a faxflow hook{hint}"
+    return None
+
+
+def _same(plugin: Any) -> Any:
+    return plugin
 
 
 def _load_file(path: Path) -> ModuleType:

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
+import os
 import signal
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from faxflow.config import RetarusSettings
+from faxflow.config import ConfigProblem, RetarusSettings, with_lines
 from faxflow.errors import FaxflowError
 from faxflow.journal import open_journal
-from faxflow.retarus import RetarusClient
+from faxflow.retarus import RetarusClient, RetarusError
 from faxflow.worker import Worker
 
 if TYPE_CHECKING:
@@ -24,7 +27,39 @@ log = logging.getLogger("faxflow")
 def make_client(settings: RetarusSettings, concurrency: int = 8) -> RetarusClient:
     return RetarusClient(settings.username, settings.password, region=settings.region,
                          base_url=settings.base_url, timeout=settings.timeout,
-                         max_connections=max(16, concurrency * 2))
+                         max_connections=max(16, concurrency * 2),
+                         allow_http=settings.allow_http)
+
+
+def preflight(app: App) -> list[ConfigProblem]:
+    """What `run_worker` would refuse, found without starting anything or touching the
+    network: `faxflow check` reports the same problems as `faxflow run`."""
+    config = app.config
+    problems: list[ConfigProblem] = []
+    if "retarus" not in config.data:
+        return [ConfigProblem((), "a [retarus] table (region or base_url, username, password, "
+                                  "topics) is needed to run the worker")]
+    try:
+        make_client(config.retarus).close()
+    except RetarusError as exc:
+        key = "base_url" if config.retarus.base_url else "region"
+        problems.append(ConfigProblem(("retarus", key), str(exc)))
+    if config.journal.backend == "postgresql" and importlib.util.find_spec("psycopg") is None:
+        problems.append(ConfigProblem(("journal", "backend"), "postgresql needs the Python "
+                                      "package psycopg: pip install 'faxflow[postgresql]'"))
+    folders = [("worker", "spool_dir", config.worker.spool_dir),
+               ("worker", "quarantine_dir", config.worker.quarantine_dir)]
+    if config.journal.backend == "sqlite":
+        folders.append(("journal", "path", str(Path(config.journal.path).parent)))
+    for section, key, value in folders:
+        folder = config.resolve(value)
+        here = folder
+        while not here.exists() and here != here.parent:
+            here = here.parent
+        if not here.is_dir() or not os.access(here, os.W_OK | os.X_OK):
+            problems.append(ConfigProblem((section, key), f"cannot create or write {folder} "
+                                          f"({here} is not a writable folder)"))
+    return problems
 
 
 def run_worker(app: App, install_signals: bool = False,
@@ -32,9 +67,9 @@ def run_worker(app: App, install_signals: bool = False,
                ready: Callable[[Worker], None] | None = None) -> Worker:
     """Open what the worker needs, run it until stopped, then close everything."""
     config = app.config
-    if "retarus" not in config.data:
-        raise FaxflowError(f"{config.path}: a [retarus] table (region or base_url, username, "
-                           "password, topics) is needed to run the worker")
+    problems = with_lines(config, preflight(app))
+    if problems:
+        raise FaxflowError("\n".join(p.format(str(config.path)) for p in problems))
     try:
         app.journal = open_journal(config.journal.backend, config.resolve(config.journal.path),
                                    config.journal.url, config.file_mode)

@@ -138,7 +138,7 @@ class Worker:
 
     def _refresh_client(self) -> None:
         settings = self.app.config.retarus
-        keys = ("region", "base_url", "username", "password", "timeout")
+        keys = ("region", "base_url", "username", "password", "timeout", "allow_http")
         if self._make_client is None or all(
                 getattr(settings, k) == getattr(self._client_settings, k) for k in keys):
             return

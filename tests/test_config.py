@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -163,6 +164,58 @@ def test_hot_reload_swaps_valid_and_rejects_invalid(tmp_path: Path,
         reloader.stop()
 
 
+def wait_until(condition: Callable[[], bool], timeout: float = 10) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return condition()
+
+
+def test_a_rotated_secret_file_is_reloaded(tmp_path: Path) -> None:
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "pw").write_text("first\n")
+    path = tmp_path / "f.toml"
+    path.write_text(GOOD.replace('password = "${FAX_PW}"', 'password_file = "secrets/pw"'))
+    app = load_app(path, load=[])
+    assert app.config.retarus.password == "first"
+    reloader = Reloader(app, path, settle=0.05)
+    reloader.start()
+    try:
+        replacement = secrets / ".pw.new"  # as orchestrators do: write aside, rename over
+        replacement.write_text("second\n")
+        replacement.replace(secrets / "pw")
+        assert wait_until(lambda: app.config.retarus.password == "second")
+    finally:
+        reloader.stop()
+
+
+def test_a_debug_log_next_to_the_config_does_not_feed_the_watcher(tmp_path: Path) -> None:
+    """With the log written into the config's folder, file events about the log must not
+    produce log lines (before: 7,790 lines in 10 s, watchdog logging its own events)."""
+    from faxflow.simulator import Simulator, SimulatorServer
+
+    sim = Simulator(users={"99999": "secret"}, topics={"abc123": "99999"}, seed=1)
+    with SimulatorServer(sim, host="127.0.0.1", port=0) as server:
+        path = tmp_path / "f.toml"
+        path.write_text(GOOD.replace("http://127.0.0.1:9/faxin/rest/v1", server.api_url)
+                        + "poll_interval_max = 0.5\n[journal]\npath = \"journal.sqlite\"\n")
+        log = tmp_path / "worker.log"
+        env = {**os.environ, "FAX_PW": "secret", "FAXFLOW_LOAD_PLUGINS": ""}
+        with open(log, "wb") as out:
+            proc = subprocess.Popen([sys.executable, "-m", "faxflow", "--log-level", "debug",
+                                     "run", "-c", str(path)], env=env, stderr=out, cwd=tmp_path)
+        try:
+            assert wait_until(lambda: "pulling abc123" in log.read_text())
+            time.sleep(3)
+        finally:
+            proc.terminate()
+            proc.wait(30)
+    lines = log.read_text().splitlines()
+    assert not [line for line in lines if "watchdog" in line]
+    assert len(lines) < 100, f"{len(lines)} lines in 3 s"
+
+
 def test_reload_refused_by_a_plugin_keeps_old_config(tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     from faxflow.hookspecs import hookimpl
@@ -222,3 +275,62 @@ def test_locate_nested_arrays_of_tables() -> None:
     assert locate(text, ("rule", 1, "route", 0, "type")) == 10
     assert locate(text, ("rule", 1, "when", "to")) == 12
     assert locate(text, ("rule", 1, "route", 0, "missing")) == 9
+
+
+@pytest.mark.parametrize(("base_url", "message"), [
+    ("127.0.0.1:8080/faxin/rest/v1", "must be an http(s) URL with a host"),
+    ("ftp://127.0.0.1/faxin", "must be an http(s) URL with a host"),
+    ("http://user:pw@127.0.0.1:8080/x", "must not contain a user name or password"),
+    ("http://api.example.test/faxin/rest/v1", "refusing to send credentials in clear text"),
+])
+def test_check_refuses_what_run_refuses(tmp_path: Path, base_url: str, message: str) -> None:
+    path = tmp_path / "f.toml"
+    path.write_text(GOOD.replace("http://127.0.0.1:9/faxin/rest/v1", base_url))
+    env = {**os.environ, "FAX_PW": "pw", "FAXFLOW_LOAD_PLUGINS": ""}
+    for command in ("check", "run"):
+        result = subprocess.run([sys.executable, "-m", "faxflow", command, "-c", str(path)],
+                                capture_output=True, text=True, env=env, timeout=60)
+        assert result.returncode != 0, (command, result.stderr)
+        assert f"{path}:2: retarus.base_url: " in result.stderr and message in result.stderr
+        assert "Traceback" not in result.stderr and "pw@" not in result.stderr
+
+
+def test_check_needs_a_retarus_table_and_writable_folders(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    path = tmp_path / "f.toml"
+    env = {**os.environ, "FAX_PW": "pw", "FAXFLOW_LOAD_PLUGINS": ""}
+    path.write_text("[worker]\nconcurrency = 1\n")
+    result = subprocess.run([sys.executable, "-m", "faxflow", "check", "-c", str(path)],
+                            capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 2 and "a [retarus] table" in result.stderr
+    path.write_text(GOOD + f'spool_dir = "{tmp_path / "f.toml" / "spool"}"\n')
+    result = subprocess.run([sys.executable, "-m", "faxflow", "check", "-c", str(path)],
+                            capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 2
+    assert "worker.spool_dir: cannot create or write" in result.stderr
+
+
+def test_allow_http_lets_a_private_simulator_through(tmp_path: Path) -> None:
+    path = tmp_path / "f.toml"
+    path.write_text(GOOD.replace("http://127.0.0.1:9", "http://simulator:8080").replace(
+        'username = "99999"', 'username = "99999"\nallow_http = "${ALLOW:-false}"'))
+    env = {**os.environ, "FAX_PW": "pw", "FAXFLOW_LOAD_PLUGINS": ""}
+    refused = subprocess.run([sys.executable, "-m", "faxflow", "check", "-c", str(path)],
+                             capture_output=True, text=True, env=env, timeout=60)
+    assert refused.returncode == 2 and "clear text" in refused.stderr
+    allowed = subprocess.run([sys.executable, "-m", "faxflow", "check", "-c", str(path)],
+                             capture_output=True, text=True, env={**env, "ALLOW": "true"},
+                             timeout=60)
+    assert allowed.returncode == 0, allowed.stderr
+
+
+def test_environment_defaults_and_numbers_from_text() -> None:
+    text = GOOD.replace("concurrency = 2", 'concurrency = "${N:-3}"\nreload = "${R}"')
+    config, problems = parse(text, env={"FAX_PW": "pw", "R": "false"})
+    assert problems == []
+    assert config.worker.concurrency == 3 and config.worker.reload is False
+    config, problems = parse(text, env={"FAX_PW": "pw", "R": "off", "N": "7"})
+    assert config.worker.concurrency == 7
+    assert [(p.path, p.message) for p in problems] == [(("worker", "reload"),
+                                                        "must be true or false")]

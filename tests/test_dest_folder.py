@@ -147,6 +147,8 @@ def test_symlink_at_file_name_is_refused(tmp_path: Path) -> None:
 
 def test_missing_base_is_transient(tmp_path: Path) -> None:
     app = make_app(tmp_path / "not-mounted")
+    (warning,) = app.check_config(app.config)  # faxflow check names it
+    assert warning.warning and str(tmp_path / "not-mounted") in warning.message
     result = app.deliver(make_fax(tmp_path / "spool"), Route("r/0", "folder"), uncertain=False)
     assert result is not None and result.outcome is Outcome.TRANSIENT
     assert "does not exist" in result.detail

@@ -335,6 +335,12 @@ def test_check_warns_when_a_recipient_comes_from_sender_data(tmp_path: Path) -> 
 
     config = tmp_path / "faxflow.toml"
     config.write_text("""
+[retarus]
+base_url = "http://127.0.0.1:9/faxin/rest/v1"
+username = "99999"
+password = "x"
+topics = ["t"]
+
 [plugins.email]
 host = "127.0.0.1"
 from = "fax@example.test"
@@ -361,8 +367,8 @@ external_fields = ["reply_to"]
     assert result.returncode == 0, result.stderr
     warnings = [line for line in result.stderr.splitlines() if ": warning: " in line]
     assert len(warnings) == 2, result.stderr  # to and cc; a subject may use the CSID
-    assert f"{config}:16: warning: rule[0].route[0].to: " in warnings[0]
+    assert f"{config}:22: warning: rule[0].route[0].to: " in warnings[0]
     assert "fields, which the fax's sender controls" in warnings[0]
-    assert f"{config}:17: warning: rule[0].route[0].cc: " in warnings[1]
+    assert f"{config}:23: warning: rule[0].route[0].cc: " in warnings[1]
     assert "csid, which the fax's sender controls" in warnings[1]
     assert "OK" in result.stdout

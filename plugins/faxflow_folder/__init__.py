@@ -33,7 +33,7 @@ from typing import Any
 
 from faxflow import delivery
 from faxflow.app import App
-from faxflow.config import Config, ConfigProblem
+from faxflow.config import Config, ConfigProblem, KeyPath
 from faxflow.hookspecs import hookimpl
 from faxflow.paths import make_dirs
 from faxflow.types import DeliveryResult, DestinationType, Fax, Route
@@ -105,6 +105,12 @@ def faxflow_check_config(config: Config) -> list[ConfigProblem]:
                                           'must be an octal mode such as "0640"'))
     if "base" in opts and not isinstance(opts["base"], str):
         problems.append(ConfigProblem(("plugins", "folder", "base"), "must be a string"))
+    for name, folder in bases(config).items():
+        if not folder.is_dir():  # deliveries wait for it (transient): say so now
+            where: KeyPath = ("plugins", "folder", "base") if name == "default" else \
+                ("plugins", "folder", "bases", name)
+            problems.append(ConfigProblem(where, f"folder {folder} does not exist (yet): "
+                                          "deliveries to it wait until it does", warning=True))
     named = opts.get("bases", {})
     if not isinstance(named, dict):
         problems.append(ConfigProblem(("plugins", "folder", "bases"), "must be a table"))
