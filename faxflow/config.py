@@ -131,7 +131,10 @@ class JournalSettings:
 
 @dataclass(frozen=True)
 class HealthSettings:
-    listen: str | None = _opt(None, "host:port for /healthz, /readyz and /metrics; off if unset.",
+    listen: str | None = _opt(None, "host:port for /healthz, /readyz and /metrics; off if unset. "
+                              "Keep it on 127.0.0.1 unless a probe from outside the container "
+                              "needs it; never expose it publicly (operations.md, Health "
+                              "checks).",
                               pattern=r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]*):\d{1,5}$",
                               pattern_help="host:port")
     ready_after: float = _opt(300.0, "Seconds since the last successful pull before /readyz "

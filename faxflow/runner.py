@@ -99,8 +99,7 @@ def run_worker(app: App, install_signals: bool = False,
 
             health = HealthServer(app, *parse_listen(config.health.listen)).start()
             app.state["health_port"] = health.port
-            log.info("health and metrics on http://%s:%d/", health.httpd.server_address[0],
-                     health.port)
+            log.info("health and metrics on http://%s:%d/", *health.address)
         if ready is not None:
             ready(worker)
         log.info("faxflow worker %s pulling %s from %s", worker.worker_id,
