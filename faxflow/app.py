@@ -3,6 +3,7 @@ over the hooks, so the core never calls ``pm.hook.x(**kwargs)`` untyped (the tox
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import sys
@@ -16,6 +17,8 @@ import pluggy
 from faxflow.config import (
     Config,
     ConfigProblem,
+    KeyPath,
+    as_problems,
     by_line,
     check_sections,
     read,
@@ -72,30 +75,47 @@ class App:
     # --- configuration hooks -----------------------------------------------------------
 
     def load_destination_types(self) -> list[str]:
-        """Collect destination types; returns error messages for duplicate names."""
+        """Collect destination types, each marked with its plugin's name; returns error
+        messages for duplicate names and for what is not a DestinationType."""
         errors: list[str] = []
         self.destinations = {}
-        for impl in self.pm.hook.faxflow_destination_types.get_hookimpls():
-            declared: Iterable[DestinationType] = impl.function() or ()  # type: ignore[assignment]
-            for dest in declared:
-                if dest.name in self.destinations:
+        for name, declared, exc in self._each("faxflow_destination_types"):
+            if exc is not None:
+                errors.append(f"plugin {name}: faxflow_destination_types raised {exc!r}")
+                continue
+            for dest in declared or ():
+                if not isinstance(dest, DestinationType):
+                    errors.append(f"plugin {name}: faxflow_destination_types returned "
+                                  f"{dest!r}, not a DestinationType")
+                elif dest.name in self.destinations:
                     errors.append(f"destination type {dest.name!r} declared twice "
-                                  f"(again by plugin {impl.plugin_name})")
-                    continue
-                self.destinations[dest.name] = dest
+                                  f"(again by plugin {name})")
+                else:
+                    self.destinations[dest.name] = dataclasses.replace(dest, plugin=name)
         return errors
 
     def check_config(self, config: Config) -> list[ConfigProblem]:
         """Every problem of a config: core tables, unknown tables, each plugin's check."""
         claimed: list[str] = []
-        for names in self.pm.hook.faxflow_config_sections():
-            claimed.extend(names or ())
-        problems = list(check_sections(config, claimed))
+        problems: list[ConfigProblem] = []
+        for name, names, exc in self._each("faxflow_config_sections"):
+            if exc is None and isinstance(names, list | tuple | set | frozenset) and all(
+                    isinstance(n, str) for n in names):
+                claimed.extend(names)
+            elif exc is not None or names is not None:
+                problems.append(ConfigProblem((), f"plugin {name}: faxflow_config_sections "
+                                              f"{'raised ' + repr(exc) if exc else 'returned'}"
+                                              f"{'' if exc else ' ' + repr(names)}"
+                                              f"{'' if exc else ', not a list of names'}"))
+        problems += check_sections(config, claimed)
         for name, found, exc in self._each("faxflow_check_config", config=config, app=self):
+            where: KeyPath = ("plugins", name)
             if exc is not None:  # a plugin bug must not hide the other problems
-                problems.append(ConfigProblem(("plugins", name), f"plugin check failed: {exc!r}"))
+                problems.append(ConfigProblem(where, f"plugin {name}: its configuration check "
+                                              f"raised {exc!r}"))
             else:
-                problems.extend(found or ())
+                problems += as_problems(found, where,
+                                        f"the configuration check of plugin {name}")
         problems += self._plugin_problems(config)
         return with_lines(config, problems)
 
@@ -134,7 +154,14 @@ class App:
         return problems
 
     def configure(self, config: Config) -> None:
-        self.pm.hook.faxflow_configure(config=config, app=self)
+        """Every plugin's `faxflow_configure`; the first that raises refuses the config
+        (ConfigError naming the plugin), and `app.config` stays the old one."""
+        for name, _, exc in self._each("faxflow_configure", config=config, app=self):
+            if isinstance(exc, ConfigError):
+                raise ConfigError(f"plugin {name}: {exc}") from exc
+            if exc is not None:
+                raise ConfigError(f"plugin {name} refused the configuration: "
+                                  f"{type(exc).__name__}: {exc}") from exc
         self.config = config
 
     def startup(self) -> None:
@@ -227,11 +254,10 @@ def load_app(config_path: Path | None, *, plugins_dir: Path | None = None,
     where = str(config_path) if config_path else None
     app.warnings = [p.format(where) for p in problems if p.warning]
     if errors or config_errors(problems):
-        raise ConfigError("\n".join([p.format(where) for p in problems] + errors))
+        raise ConfigError("\n".join([p.format(where) for p in problems]
+                                    + [f"{where or 'config'}: {e}" for e in errors]))
     try:
         app.configure(config)
-    except ConfigError:
-        raise
-    except Exception as exc:
-        raise ConfigError(f"{where}: a plugin refused the configuration: {exc}") from exc
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
     return app

@@ -59,6 +59,36 @@ class ConfigProblem:
         return f"{where}: {key}: {self.message}" if key else f"{where}: {self.message}"
 
 
+def as_problems(result: Any, base: KeyPath, who: str) -> list[ConfigProblem]:
+    """What a plugin's check returned, as problems. The one way for every check a plugin
+    writes (`faxflow_check_config`, `DestinationType.check_options`): return `ConfigProblem`
+    objects, or ``"key: message"`` strings whose key (dotted for deeper keys) is relative to
+    `base` (the plugin's ``[plugins.<name>]`` table, or the route), or None for none. Anything
+    else is reported as a problem of `who` rather than crashing the check."""
+    if result is None:
+        return []
+    items = [result] if isinstance(result, str | ConfigProblem) else result
+    try:
+        items = list(items)
+    except TypeError:
+        return [ConfigProblem(base, f"{who} returned {type(result).__name__}, not a list "
+                                    "of problems")]
+    out: list[ConfigProblem] = []
+    for item in items:
+        if isinstance(item, ConfigProblem):
+            out.append(item)
+        elif isinstance(item, str):
+            key, found, message = item.partition(": ")
+            if found and re.fullmatch(r"[\w\-]+(\.[\w\-]+)*", key.strip()):
+                out.append(ConfigProblem((*base, *key.strip().split(".")), message))
+            else:
+                out.append(ConfigProblem(base, item))
+        else:
+            out.append(ConfigProblem(base, f"{who} returned {item!r} as a problem (expected a "
+                                           "ConfigProblem or a 'key: message' string)"))
+    return out
+
+
 def errors(problems: Iterable[ConfigProblem]) -> list[ConfigProblem]:
     """The problems that reject a file (not the warnings)."""
     return [p for p in problems if not p.warning]

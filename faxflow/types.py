@@ -236,13 +236,18 @@ class DestinationType:
     """A kind of destination a plugin delivers to, declared by `faxflow_destination_types`.
 
     `check_options` validates one route's options as written in the config (string values may
-    still be templates) and returns human-readable problems, each starting with the option
-    name, e.g. ``"to: required"``. `address_options` names the options that say where a fax
-    goes (recipients, URLs): ``faxflow check`` warns when a template fills one of them from
-    what the fax's sender controls.
+    still be templates) and returns its problems as ``"option: message"`` strings such as
+    ``"to: required"`` (the form `faxflow_check_config` accepts too, see
+    `faxflow.config.as_problems`); faxflow adds rule, file and line. It may be called with
+    any table a user wrote, so it must not raise (if it does, the problem names its plugin).
+
+    `address_options` names the options that say where a fax goes (recipients, URLs):
+    ``faxflow check`` warns when a template fills one of them from what the fax's sender
+    controls.
     """
 
     name: str
-    check_options: Callable[[Mapping[str, Any]], list[str]] | None = None
+    check_options: Callable[[Mapping[str, Any]], Any] | None = None
     description: str = ""
     address_options: frozenset[str] = frozenset()
+    plugin: str = ""  # the plugin that declared it (set by the core)

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import jinja2
 import phonenumbers
 
-from faxflow.config import Config, ConfigProblem, KeyPath
+from faxflow.config import Config, ConfigProblem, KeyPath, as_problems
 from faxflow.types import DestinationType, Fax, Route
 
 from . import phone
@@ -278,10 +278,16 @@ def _routes(raw: Any, path: KeyPath, ctx: Context, destinations: Mapping[str, De
             known = ", ".join(sorted(destinations)) or "none: no destination plugin is loaded"
             ctx.problem((*here, "type"), f"unknown destination type {kind!r} (known: {known})")
         elif dest.check_options is not None:
-            for message in dest.check_options(options):
-                key = message.split(":", 1)[0].strip()
-                where = (*here, key) if re.fullmatch(r"[\w.\-]+", key) else here
-                ctx.problem(where, f"{kind}: {message}")
+            who = f"plugin {dest.plugin or '?'}"
+            try:
+                found = dest.check_options(options)
+            except Exception as exc:  # the destination's bug, not the rule's: say whose
+                ctx.problem(here, f"{kind}: the option check of {who} raised {exc!r}")
+            else:
+                for problem in as_problems(found, here, f"the option check of {who}"):
+                    option = ".".join(str(k) for k in problem.path[len(here):])
+                    ctx.problem(problem.path, f"{kind}: {option + ': ' if option else ''}"
+                                f"{problem.message}", problem.warning)
         compiled = _compile_value(options, here, ctx, templates, known_fields)
         for name in sorted(dest.address_options if dest else ()):
             tainted = _sender_variables(compiled.get(name))
