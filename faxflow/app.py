@@ -28,6 +28,7 @@ from faxflow.config import errors as config_errors
 from faxflow.errors import ConfigError
 from faxflow.metrics import Metrics
 from faxflow.plugins import LoadReport, make_manager
+from faxflow.stash import Stash
 from faxflow.types import (
     Classification,
     Decision,
@@ -54,7 +55,10 @@ class App:
     destinations: dict[str, DestinationType] = field(default_factory=dict)
     report: LoadReport = field(default_factory=LoadReport)
     metrics: Metrics = field(default_factory=Metrics)
-    # Free space for plugins that need app-wide state (pools, clients), by plugin name.
+    # Per-app state of plugins, typed: app.stash[MY_KEY] (see faxflow.stash). Module globals
+    # would be shared by every app in the process.
+    stash: Stash = field(default_factory=Stash)
+    # The same by plugin name (older plugins; the built-ins keep pools and rules here).
     state: dict[str, Any] = field(default_factory=dict)
     # Warnings about the configuration in use (file:line: warning: key: message).
     warnings: list[str] = field(default_factory=list)
@@ -70,7 +74,14 @@ class App:
         return self.config.resolve(self.config.worker.quarantine_dir)
 
     def plugin_options(self, name: str) -> dict[str, Any]:
+        """The ``[plugins.<name>]`` table of the configuration in use ({} if absent)."""
         return self.config.plugin_options(name)
+
+    def plugin_name(self, plugin: object) -> str | None:
+        """The name `plugin` (a module or object) was registered under: its entry-point
+        name, its file name in --plugins-dir, or the name given in ``extra``. A module plugin
+        asks with ``app.plugin_name(sys.modules[__name__])``."""
+        return self.pm.get_name(plugin)
 
     # --- configuration hooks -----------------------------------------------------------
 
@@ -194,11 +205,19 @@ class App:
         return result
 
     def ack_votes(self, fax: Fax) -> dict[str, Vote | None]:
-        """Every plugin's vote by plugin name; a plugin that raised votes not-yet."""
+        """Every plugin's acknowledgement vote by plugin name."""
+        return self._votes("faxflow_ack_vote", fax)
+
+    def hold_votes(self, fax: Fax) -> dict[str, Vote | None]:
+        """Every plugin's vote on delivering the fax at all (before any delivery)."""
+        return self._votes("faxflow_hold_vote", fax)
+
+    def _votes(self, hook: str, fax: Fax) -> dict[str, Vote | None]:
+        """Votes by plugin name; a plugin that raised, or returned no Vote, votes not-yet."""
         votes: dict[str, Vote | None] = {}
-        for name, vote, exc in self._each("faxflow_ack_vote", fax=fax, app=self):
+        for name, vote, exc in self._each(hook, fax=fax, app=self):
             if exc is not None:
-                log.error("plugin %s raised in faxflow_ack_vote: %r", name, exc)
+                log.error("plugin %s raised in %s: %r", name, hook, exc)
                 votes[name] = Vote.not_yet(f"vote raised {exc!r}")
             else:
                 votes[name] = vote if isinstance(vote, Vote) or vote is None else \

@@ -122,8 +122,9 @@ def faxflow_process_fax(fax: Fax, app: App) -> Decision | None:
 
     Fires once per handed-out job, after its documents are downloaded. The core's default
     (``trylast``) calls, in order: `faxflow_extract_text`, `faxflow_classify`,
-    `faxflow_route`, `faxflow_deliver` for each route not yet delivered, then
-    `faxflow_ack_vote`, and decides. Wrap it (``wrapper=True``) to time or observe a fax;
+    `faxflow_route`, `faxflow_hold_vote` (which may stop the fax before delivery),
+    `faxflow_deliver` for each route not yet delivered, then `faxflow_ack_vote`, and decides.
+    Wrap it (``wrapper=True``) to time or observe a fax;
     return a `Decision` to replace it. Stops at the first non-None result. Exceptions from the
     wrapper chain become a not-yet decision.
     """
@@ -161,6 +162,19 @@ def faxflow_route(fax: Fax, app: App) -> Iterable[Route] | None:
     """
 
 
+@hookspec
+def faxflow_hold_vote(fax: Fax, app: App) -> Vote | None:
+    """Vote on delivering this fax at all, before any of its routes is delivered.
+
+    Fires once per attempt after routing (``fax.routes`` is set) and before the first
+    `faxflow_deliver`. Decided like `faxflow_ack_vote`: any quarantine quarantines the fax
+    with nothing delivered in this attempt, any not-yet leaves it locked to come back after
+    its lock timeout, else delivery goes on. None abstains; an exception counts as not-yet.
+    Use it for every reason to stop a fax (a virus scan, a missing approval); a quarantine
+    vote in `faxflow_ack_vote` comes after the routes were delivered.
+    """
+
+
 @hookspec(firstresult=True)
 def faxflow_deliver(fax: Fax, route: Route, uncertain: bool, app: App) -> DeliveryResult | None:
     """Deliver a fax to one route of a destination type this plugin declared.
@@ -179,7 +193,9 @@ def faxflow_deliver(fax: Fax, route: Route, uncertain: bool, app: App) -> Delive
 def faxflow_ack_vote(fax: Fax, app: App) -> Vote | None:
     """Vote on acknowledging this fax at Retarus.
 
-    Fires once per fax after delivery. Every vote is collected with its plugin's name and
+    Fires once per fax after delivery (to stop a fax before delivery, use
+    `faxflow_hold_vote`; a fax quarantined here keeps the routes already delivered, and its
+    quarantine record lists them). Every vote is collected with its plugin's name and
     decided by `faxflow.ack.decide`: any quarantine wins, else any not-yet leaves the fax
     locked to come back after its lock timeout, else it is acknowledged. None abstains. An
     exception counts as not-yet.

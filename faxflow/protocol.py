@@ -24,6 +24,7 @@ from faxflow.types import (
     PageText,
     Problem,
     Route,
+    Verdict,
     Vote,
 )
 
@@ -134,10 +135,15 @@ def deliver(fax: Fax, app: App) -> None:
 
 @hookimpl(trylast=True)
 def faxflow_process_fax(fax: Fax, app: App) -> Decision:
-    for stage in (extract_text, classify, route, deliver):
+    for stage in (extract_text, classify, route):
         stage(fax, app)
         if fax.problems:
-            break
+            return decide(app.ack_votes(fax))
+    held = decide(app.hold_votes(fax))  # the gate: nothing delivered yet in this attempt
+    if held.verdict is not Verdict.ACK:
+        return Decision(held.verdict, tuple(f"held before delivery: {r}" for r in held.reasons),
+                        held.votes)
+    deliver(fax, app)
     return decide(app.ack_votes(fax))
 
 

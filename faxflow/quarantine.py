@@ -7,6 +7,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -33,9 +34,10 @@ def fax_metadata(fax: Fax) -> dict[str, Any]:
 
 
 def write_quarantine(base: Path, fax: Fax, decision: Decision, file_mode: int = 0o600,
-                     dir_mode: int = 0o700) -> Path:
+                     dir_mode: int = 0o700, delivered: Sequence[str] = ()) -> Path:
     """Write the fax under base/<topic>/<id>/ atomically (a temp folder renamed into place),
-    folders with `dir_mode` and files with `file_mode` (owner-only by default).
+    folders with `dir_mode` and files with `file_mode` (owner-only by default). `delivered`
+    names the routes that were delivered before the fax was quarantined (they stay so).
 
     Idempotent: a fax quarantined again (after a crash before its ack) replaces its folder.
     """
@@ -50,11 +52,15 @@ def write_quarantine(base: Path, fax: Fax, decision: Decision, file_mode: int = 
         meta = fax_metadata(fax)
         meta["quarantined_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         meta["reasons"] = list(decision.reasons)
+        meta["delivered_routes"] = list(delivered)
         meta["votes"] = {n: (v.verdict.value, v.reason) if v else None
                          for n, v in decision.votes.items()}
         (tmp / "metadata.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False,
                                                       default=str), encoding="utf-8")
-        (tmp / "reason.txt").write_text("\n".join(decision.reasons) + "\n", encoding="utf-8")
+        lines = list(decision.reasons)
+        if delivered:
+            lines.append(f"Already delivered before the quarantine: {', '.join(delivered)}")
+        (tmp / "reason.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
         (tmp / "text.txt").write_text(fax.text, encoding="utf-8")
         for f in tmp.iterdir():
             os.chmod(f, file_mode)

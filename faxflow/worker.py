@@ -355,9 +355,13 @@ class Worker:
         app = self.app
         line = f"fax {fax.id} topic {fax.topic} attempt {fax.attempt}: {describe(decision)}"
         if decision.verdict is Verdict.QUARANTINE:
+            # Also those of earlier attempts (before a crash or a not-yet): the record must
+            # say where the fax already went.
+            delivered = sorted(k for k, r in self.journal.routes(fax.topic, fax.id).items()
+                               if r.state == "delivered")
             try:
                 where = write_quarantine(app.quarantine_dir, fax, decision,
-                                         app.config.file_mode, app.config.dir_mode)
+                                         app.config.file_mode, app.config.dir_mode, delivered)
             except OSError as exc:
                 log.error("%s; writing the quarantine folder failed (%s): not acknowledged",
                           line, exc)
