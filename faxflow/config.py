@@ -115,7 +115,8 @@ class RetarusSettings:
     username: str = _opt("", "Retarus customer number.", required=True)
     password: str = _opt("", "Password; use ${ENV_VAR} or password_file, never a literal.",
                          required=True)
-    topics: list[str] = field(default_factory=list, metadata={"help": "Topics to pull from."})
+    topics: list[str] = field(default_factory=list, metadata={
+        "help": "Topics to pull from (at least one).", "required": True})
     fetch: int = _opt(10, "Most jobs asked for in one pull (also capped by free slots).",
                       min=1, max=100)
     lock_timeout: int = _opt(600, "Seconds a handed-out fax stays locked; must cover the worst "
@@ -430,8 +431,6 @@ def parse(text: str, path: Path | None = None,
         if retarus.region and retarus.base_url:
             problems.append(ConfigProblem(("retarus", "base_url"),
                                           "set region or base_url, not both"))
-        if not retarus.topics:
-            problems.append(ConfigProblem(("retarus", "topics"), "name at least one topic"))
     plugins = data.get("plugins", {})
     if not isinstance(plugins, dict):
         problems.append(ConfigProblem(("plugins",), "must be a table"))

@@ -57,15 +57,26 @@ Needs the DejaVu fonts (Debian package fonts-dejavu-core) in
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from .content import KINDS, PLANNERS, paginate
 from .encode import G4Page, build_pdf, build_tiff, encode_g4
 from .metrics import cer, levenshtein, normalize_text
-from .render import GEOMETRY, FontsMissingError, check_fonts, render_master, row, text_line, to_fax
+from .render import (
+    GEOMETRY,
+    FontsMissingError,
+    check_fonts,
+    render_master,
+    row,
+    text_line,
+    to_fax,
+    wrap,
+)
 
 __all__ = [
     "FORMATS",
@@ -114,10 +125,21 @@ def make_fax(
     skew: float | None = None,
     upside_down_pages: tuple[int, ...] | list[int] = (),
     seed: int = 1,
+    text: Sequence[str] | None = None,
 ) -> SampleFax:
-    """Generate a sample fax; see the module docstring for what you get."""
+    """Generate a sample fax; see the module docstring for what you get.
+
+    `text` gives the body of each page yourself (one string per page, ``"\n"`` between
+    paragraphs, words wrapped to the page width); `pages` is then ``len(text)`` and `kind`
+    only chooses the sender on the TTI line. Only printable ASCII is drawn."""
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}, expected one of {', '.join(KINDS)}")
+    if text is not None:
+        if isinstance(text, str) or not text:
+            raise ValueError("text must be a list of page texts, one string per page")
+        if any(not (t.isascii() and t.replace("\n", "").isprintable()) for t in text):
+            raise ValueError("text must be printable ASCII (\\n between paragraphs)")
+        pages = len(text)
     if not 1 <= pages <= MAX_PAGES:
         raise ValueError(f"pages must be 1..{MAX_PAGES}, got {pages}")
     if resolution not in RESOLUTIONS:
@@ -130,7 +152,9 @@ def make_fax(
     check_fonts()
 
     plan = PLANNERS[kind](random.Random(f"faxflow.samples/{seed}/{kind}"))
-    bodies = paginate(plan, pages)
+    bodies = paginate(plan, pages) if text is None else [
+        [text_line(line) for paragraph in page.split("\n")
+         for line in wrap(paragraph, plan.family)] for page in text]
     _, _, xdpi, ydpi = GEOMETRY[resolution]
     digits = max(2, len(str(pages)))
     page_texts: list[str] = []
@@ -150,9 +174,11 @@ def make_fax(
         del bitmap  # keep only the compressed page
 
     tiff = build_tiff(encoded)
-    fields = {**plan.fields, "sender_name": plan.sender_name,
+    fields = {**(plan.fields if text is None else {}), "sender_name": plan.sender_name,
               "sender_number": plan.sender_number}
     name = f"{kind}_{resolution}_{pages}p_s{seed}" + ("_noisy" if noisy else "")
+    if text is not None:
+        name += "_text" + hashlib.sha256("\f".join(text).encode()).hexdigest()[:8]
     if skew is not None:
         name += f"_skew{skew:g}"
     if flipped:

@@ -23,6 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skew", type=float, default=None, help="skew every page by DEGREES")
     parser.add_argument("--upside-down", type=int, action="append", default=[], metavar="PAGE",
                         help="rotate this page (1-based) by 180 degrees; repeatable")
+    parser.add_argument("--text", action="append", default=None, metavar="TEXT",
+                        help="the body of one page (\\n between paragraphs); repeat for more "
+                             "pages; --pages is then the number of --text")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--count", type=int, default=1,
                         help="number of documents, with seeds seed, seed+1, ...")
@@ -32,7 +35,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             fax = make_fax(kind=args.kind, pages=args.pages, resolution=args.resolution,
                            fmt=args.fmt, noisy=args.noisy, skew=args.skew,
-                           upside_down_pages=tuple(args.upside_down), seed=seed)
+                           upside_down_pages=tuple(args.upside_down), seed=seed,
+                           text=[t.replace("\\n", "\n") for t in args.text]
+                           if args.text else None)
         except ValueError as exc:
             parser.error(str(exc))
         path = write_fax(fax, args.out)
