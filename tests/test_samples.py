@@ -24,6 +24,7 @@ from faxflow.samples import (
     write_fax,
 )
 from faxflow.samples.__main__ import main
+from faxflow.samples.kinds import PLANNERS
 
 HEIGHT = {"fine": 2287, "standard": 1143}
 YDPI = {"fine": 196, "standard": 98}
@@ -164,6 +165,26 @@ def test_kind_specific_fields() -> None:
     assert make_fax(kind="order", fmt="tiff", seed=1).fields["order_number"].startswith("PO-")
     note = make_fax(kind="delivery_note", fmt="tiff", seed=1).fields
     assert note["delivery_note_number"].startswith("DN-")
+
+
+def test_kinds_close_to_others_have_their_fields_and_vary_by_seed() -> None:
+    credit = make_fax(kind="credit_note", fmt="tiff", seed=1).fields
+    assert credit["credit_note_number"].startswith("CN-20")
+    assert credit["invoice_number"].startswith("INV-20") and "total" in credit
+    lab = make_fax(kind="lab_result", fmt="tiff", seed=1).fields
+    assert lab["patient_id"].startswith("PID-") and "lab_order_number" in lab
+    assert {"patient_name", "prescribing_doctor", "insurance_number"} <= set(
+        make_fax(kind="prescription", fmt="tiff", seed=1).fields)
+    assert {"case_number", "court", "plaintiff", "defendant"} <= set(
+        make_fax(kind="court_document", fmt="tiff", seed=1).fields)
+    # Layouts and wording are drawn from the seed: the titles differ, numbers aside.
+    for kind in ("credit_note", "lab_result", "prescription", "court_document"):
+        titles = set()
+        for seed in range(1, 9):
+            plan = PLANNERS[kind](random.Random(f"faxflow.samples/{seed}/{kind}"))
+            title = next(line.text for line in plan.first if line.style == "title")
+            titles.add(re.sub(r"[\d-]", "", title))
+        assert len(titles) > 2, (kind, titles)
 
 
 def test_upside_down_page_is_rotated_180() -> None:

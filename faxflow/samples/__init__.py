@@ -5,6 +5,11 @@
     fax.content        # PDF bytes; fax.page_texts / fax.fields hold the ground truth
     write_fax(fax, "out/")   # out/<name>.pdf and out/<name>.json
 
+Kinds (KINDS): invoice, referral, order, delivery_note, letter, and four that each
+share much of one of those's vocabulary, for training and measuring classifiers:
+credit_note (invoice), lab_result and prescription (referral), court_document
+(letter).  Their layout and wording vary with the seed.
+
 Pages are A4 fax pages, 1 bit, CCITT G4 compressed:
 
     fine      1728 x 2287 px, 204 x 196 dpi
@@ -64,8 +69,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .content import KINDS, PLANNERS, paginate
+from .content import paginate
 from .encode import G4Page, build_pdf, build_tiff, encode_g4
+from .kinds import KINDS, PLANNERS
 from .metrics import cer, levenshtein, normalize_text
 from .render import (
     GEOMETRY,

@@ -20,8 +20,6 @@ from datetime import date, timedelta
 
 from .render import BOTTOM_MM, TOP_MM, Line, row, text_line, wrap
 
-KINDS: tuple[str, ...] = ("invoice", "referral", "order", "delivery_note", "letter")
-
 COMPANIES = [
     ("Nordwind Logistik GmbH", "Hafenstrasse 12", "20457 Hamburg", "Germany", "40"),
     ("Alpine Medical Supplies AG", "Bahnhofplatz 3", "6003 Luzern", "Switzerland", "41"),
@@ -340,6 +338,81 @@ def plan_invoice(rng: random.Random) -> Plan:
                 rng.randint(5, 14))
 
 
+CREDIT_TITLES = ["Credit Note", "Credit Memo", "Credit Note (Correction)"]
+CREDIT_REASONS = [
+    "Return of goods under return authorisation {rma}",
+    "Price difference on our invoice {invoice}",
+    "Goods damaged in transit, see claim report {rma}",
+    "Volume rebate for the last quarter",
+    "Cancellation of our invoice {invoice} (invoiced twice)",
+]
+CREDIT_TEXT = [
+    "With reference to our invoice {invoice} we credit you the following amounts.",
+    "Following your complaint we have checked the matter and issue this credit note.",
+    "The amount credited will be offset against your next invoice.",
+    "The amount credited will be transferred to your account within 14 days.",
+    "Please do not pay this document: it is a credit note, not an invoice.",
+    "This credit note settles your claim in full.",
+    "We apologise for the inconvenience and thank you for your understanding.",
+]
+
+
+def plan_credit_note(rng: random.Random) -> Plan:
+    """Like an invoice on purpose (same table, VAT and totals): the classifier must tell
+    them apart by the few words that differ."""
+    c = _Common(rng)
+    title = rng.choice(CREDIT_TITLES)
+    number = f"CN-{c.day.year}-{rng.randint(1, 99999):05d}"
+    invoice = f"INV-{c.day.year}-{rng.randint(1, 999999):06d}"
+    customer = f"K{rng.randint(100000, 999999)}"
+    rma = f"RMA-{rng.randint(10000, 99999)}"
+    reason = rng.choice(CREDIT_REASONS).format(rma=rma, invoice=invoice)
+    negative = rng.random() < 0.5  # some print credited amounts with a minus sign
+    sign = "-" if negative else ""
+    header = row(["Pos", "Description", "Qty", "Unit price",
+                  "Amount EUR" if negative else "Credit EUR"], "invoice", "bold",
+                 space_before=0.6)
+    intro = " ".join(s.format(invoice=invoice)
+                     for s in rng.sample(CREDIT_TEXT, rng.randint(2, 3)))
+    numbers = [text_line(f"{title} No.: {number}   Customer No.: {customer}"),
+               text_line(f"Original invoice: {invoice}")]
+    if rng.random() < 0.5:
+        numbers.reverse()
+    first = [*c.sender_head(), *c.receiver_block(),
+             text_line(f"Date: {c.date}", space_before=1.0), *numbers,
+             text_line(f"{title} {number}", "title", space_before=1.0),
+             text_line(f"Reason: {reason}", space_before=0.4),
+             text_line(f"Dear {c.addressee},", space_before=0.6),
+             *_paragraph(intro, c.family, 0.3), header]
+    fields = {"date": c.date, "credit_note_number": number, "invoice_number": invoice,
+              "customer_number": customer}
+    next_number = _counter()
+
+    def unit() -> Unit:
+        item = _item_unit(rng, next_number(), "invoice")
+        cells = item.lines[0].cells
+        return Unit([row([*cells[:3], f"{sign}{cells[3]}", f"{sign}{cells[4]}"], "invoice")],
+                    item.amount)
+
+    settle = rng.choice(["The amount will be credited to your customer account.",
+                         f"The amount will be refunded to your account by {c.later(14)}."])
+
+    def closing(net: float) -> list[Line]:
+        vat = round(net * 0.19, 2)
+        total = round(net + vat, 2)
+        fields["total"] = f"{sign}{money(total)}"
+        return [row(["", "Net credit", "", "", f"{sign}{money(net)}"], "invoice",
+                    space_before=0.4),
+                row(["", "VAT 19%", "", "", f"{sign}{money(vat)}"], "invoice"),
+                row(["", "Total credit", "", "", fields["total"]], "invoice", "bold"),
+                text_line(settle, space_before=0.8),
+                *c.signature()]
+
+    return Plan(c.family, c.sender[0], c.fax, c.sent, fields, first,
+                lambda: [text_line(f"{title} {number} (continued)", "title"), header],
+                unit, closing, rng.randint(2, 6))
+
+
 def plan_order(rng: random.Random) -> Plan:
     c = _Common(rng)
     number = f"PO-{c.day.year}-{rng.randint(1, 99999):05d}"
@@ -489,13 +562,6 @@ def plan_referral(rng: random.Random) -> Plan:
                 unit, closing, rng.randint(2, 4))
 
 
-PLANNERS: dict[str, Callable[[random.Random], Plan]] = {
-    "invoice": plan_invoice,
-    "referral": plan_referral,
-    "order": plan_order,
-    "delivery_note": plan_delivery_note,
-    "letter": plan_letter,
-}
 
 
 def _height(lines: list[Line]) -> float:
