@@ -67,6 +67,9 @@ def classify(fax: Fax, app: App) -> None:
     results = run_stage(fax, "classify", lambda: app.classify(fax)) or []
     for result in results:
         fax.labels |= set(result.labels)
+        for heading, lines in result.explain.items():
+            fax.explanations.setdefault(str(heading), []).extend(
+                [lines] if isinstance(lines, str) else map(str, lines))
         for key, value in result.fields.items():
             if key in fax.fields and fax.fields[key] != value:
                 log.info("fax %s: field %s set twice; keeping the later value", fax.id, key)

@@ -110,10 +110,16 @@ class PageText:
 
 @dataclass(frozen=True, slots=True)
 class Classification:
-    """What a classifier contributes: labels (merged as a set) and typed fields (merged)."""
+    """What a classifier contributes: labels (merged as a set) and typed fields (merged).
+
+    `explain` optionally says why, for people: lines under a heading, your plugin's name
+    (``{"classifier": ("invoice 0.97", ...)}``). The core collects them in
+    `Fax.explanations`; ``faxflow explain`` prints them.
+    """
 
     labels: frozenset[str] = frozenset()
     fields: dict[str, Any] = field(default_factory=dict)
+    explain: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +217,8 @@ class Fax:
     artifacts: dict[str, Path] = field(default_factory=dict)
     # Free space for plugins, namespaced by plugin name: fax.scratch["ocr"] = {...}.
     scratch: dict[str, Any] = field(default_factory=dict)
+    # Why classifiers labelled it, by heading (Classification.explain): lines for people.
+    explanations: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def id(self) -> str:

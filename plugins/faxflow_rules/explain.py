@@ -78,6 +78,7 @@ def report(fax: Fax, evaluation: ruleset.Evaluation,
                 "resolution": v["resolution"],
                 "received": v["received"].isoformat() if v["received"] else None,
                 "text_chars": len(fax.text)},
+        "classifiers": {heading: list(lines) for heading, lines in fax.explanations.items()},
         "rules": [{
             "name": r.rule.name, "evaluated": r.check is not None, "matched": r.matched,
             "continue": r.rule.cont,
@@ -103,7 +104,14 @@ def format_text(data: dict[str, Any]) -> str:
     f = data["fax"]
     lines = [f"Fax: {f['pages']} page(s), {f['text_chars']} characters of text",
              f"  receiver {f['receiver'] or '-'}  sender {f['sender'] or '-'}  "
-             f"csid {f['csid']!r}  received {f['received'] or '-'}", "", "Rules:"]
+             f"csid {f['csid']!r}  received {f['received'] or '-'}", ""]
+    if data["classifiers"]:  # what other plugins said about the fax, and why
+        lines.append("Classifiers:")
+        for heading, said in data["classifiers"].items():
+            lines.append(f"  {heading}:")
+            lines += [f"    {line}" for line in said]
+        lines.append("")
+    lines.append("Rules:")
     for i, rule in enumerate(data["rules"], start=1):
         state = ("MATCHED" + (" (continue)" if rule["continue"] else "")) if rule["matched"] \
             else ("no match" if rule["evaluated"] else "not evaluated: "
