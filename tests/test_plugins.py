@@ -15,7 +15,8 @@ from faxflow.app import load_app
 from faxflow.errors import ConfigError
 from faxflow.plugins import hooks_of, make_manager
 
-BUILTINS = {"ocr", "rules", "folder", "email", "jira", "zendesk", "redmine", "webhook"}
+BUILTINS = {"ocr", "rules", "folder", "email", "jira", "zendesk", "redmine", "webhook",
+            "classifier"}
 
 
 def test_builtins_load_through_entry_points() -> None:
