@@ -30,9 +30,17 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
+
+import numpy as np
+from faxflow_classifier import features
+from faxflow_classifier.model import Model
+from faxflow_classifier.options import MIN_CONFIDENCE
+from faxflow_classifier.train import C, cross_validate, fit, matrix
 
 from faxflow.samples import KINDS, cer, make_fax
 
@@ -105,14 +113,333 @@ def prepare(conditions: list[str], processes: int) -> None:
                       f"{seconds:.2f} s)", flush=True)
 
 
-def load(condition: str, kind: str, seeds: range | list[int]) -> list[dict[str, object]]:
+def texts(condition: str, kind: str, seeds: range | list[int]) -> list[str]:
     out = []
     for seed in seeds:
         path = cached(condition, kind, seed)
         if not path.exists():
             sys.exit(f"{path} is missing: run `bench/classify.py prepare` first")
-        out.append(json.loads(path.read_text(encoding="utf-8")))
+        out.append(json.loads(path.read_text(encoding="utf-8"))["text"])
     return out
+
+
+# --- run: the tables ---------------------------------------------------------------------
+
+
+Docs = list[Counter[str]]
+
+
+class Data:
+    """The cached texts of one condition as feature counts, computed once."""
+
+    def __init__(self, condition: str) -> None:
+        self.condition = condition
+        self.train = {k: [features.features(t) for t in texts(condition, k, TRAIN_SEEDS)]
+                      for k in KINDS}
+        self.held_texts = {k: texts(condition, k, HELD_OUT_SEEDS) for k in KINDS}
+        self.held = {k: [features.features(t) for t in v] for k, v in self.held_texts.items()}
+
+    def examples(self, seeds: range, kinds: tuple[str, ...] = KINDS) -> tuple[Docs, list[str]]:
+        docs, labels = [], []
+        for kind in kinds:
+            docs += [self.train[kind][s - 1] for s in seeds]
+            labels += [kind] * len(seeds)
+        return docs, labels
+
+    def held_out(self, kinds: tuple[str, ...] = KINDS) -> tuple[Docs, list[str]]:
+        docs, labels = [], []
+        for kind in kinds:
+            docs += self.held[kind]
+            labels += [kind] * len(self.held[kind])
+        return docs, labels
+
+
+def draws(n: int) -> list[range]:
+    """Disjoint sets of training seeds: 5 draws of 5 and of 20, the whole pool for 100."""
+    return [range(1 + i * n, 1 + (i + 1) * n) for i in range(min(5, 100 // n))]
+
+
+def predict(model: Model, docs: Docs) -> tuple[list[str], list[float]]:
+    labels, confidences = [], []
+    for doc in docs:
+        probs = model.probabilities(*model.vector(doc))
+        best = int(np.argmax(probs))
+        labels.append(model.labels[best])
+        confidences.append(float(probs[best]))
+    return labels, confidences
+
+
+def keyword_rules() -> Callable[[str], str]:
+    """The baseline: bench/classify_rules.toml through the real rules plugin."""
+    import faxflow_rules
+    import pluggy
+    from faxflow_rules import ruleset
+
+    import faxflow.hookspecs
+    from faxflow.app import App
+    from faxflow.config import parse
+    from faxflow.types import DestinationType, Fax, Job, PageText
+
+    class Folder:
+        @faxflow.hookspecs.hookimpl
+        def faxflow_destination_types(self) -> list[DestinationType]:
+            return [DestinationType("folder")]
+
+    pm = pluggy.PluginManager("faxflow")
+    pm.add_hookspecs(faxflow.hookspecs)
+    pm.register(faxflow_rules, name="rules")
+    pm.register(Folder(), name="folder")
+    config, problems = parse((Path(__file__).parent / "classify_rules.toml").read_text())
+    app = App(pm=pm, config=config)
+    app.load_destination_types()
+    problems += app.check_config(config)
+    assert not problems, problems
+    app.configure(config)
+    rules = faxflow_rules.current(app)
+
+    def label(text: str) -> str:
+        fax = Fax(job=Job(id="bench"), topic="bench", pages=[PageText(1, text)])
+        (found,) = ruleset.evaluate(rules, fax).labels
+        return found
+
+    return label
+
+
+def main_table(data: dict[str, Data]) -> None:
+    rules = keyword_rules()
+    print("\n## Macro-F1: cross-validation and held-out faxes, next to keyword rules\n")
+    print("| condition | examples per label | cross-validated (mean, min of draws) | held-out "
+          "(mean, min) | held-out labelled at min_confidence 0.6 (right) | keyword rules, "
+          "held-out | keyword rules, training pool |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for condition, d in data.items():
+        held_docs, held_labels = d.held_out()
+        baseline_held = f1(held_labels, [rules(t) for k in KINDS for t in d.held_texts[k]])
+        pool = [(k, rules(t)) for k in KINDS for t in texts(condition, k, TRAIN_SEEDS)]
+        baseline_pool = f1([k for k, _ in pool], [p for _, p in pool])
+        for n in (5, 20, 100):
+            cv, held, labelled, right = [], [], [], []
+            for seeds in draws(n):
+                docs, labels = d.examples(seeds)
+                cv.append(cross_validate(docs, labels).macro_f1)
+                model = fit(docs, labels)
+                predicted, confidences = predict(model, held_docs)
+                held.append(f1(held_labels, predicted))
+                sure = [p == t for p, t, c in zip(predicted, held_labels, confidences,
+                                                  strict=True) if c >= MIN_CONFIDENCE]
+                labelled.append(len(sure) / len(held_labels))
+                right.append(sum(sure) / max(1, len(sure)))
+            print(f"| {condition} | {n} ({len(cv)} draws) | {mean(cv):.3f}, {min(cv):.3f} | "
+                  f"{mean(held):.3f}, {min(held):.3f} | {mean(labelled):.1%} "
+                  f"({mean(right):.1%}) | {baseline_held:.3f} | {baseline_pool:.3f} |",
+                  flush=True)
+
+
+def unknown_kinds(d: Data, n: int, model_fit: Callable[[Docs, list[str]], Model] | None = None,
+                  ) -> tuple[list[float], list[tuple[float, bool]]]:
+    """Leave one kind out: the model learns the other eight; its faxes are what a model
+    meets when a new kind of document arrives. Returns their best probabilities, and the
+    other kinds' held-out (best probability, right) as the known ones."""
+    unknown, known = [], []
+    for out in KINDS:
+        kinds = tuple(k for k in KINDS if k != out)
+        docs, labels = d.examples(draws(n)[0], kinds)
+        model = (model_fit or fit)(docs, labels)
+        unknown += predict(model, d.held[out])[1]
+        held_docs, held_labels = d.held_out(kinds)
+        held_docs, held_labels = held_docs[::4], held_labels[::4]  # a quarter is enough
+        predicted, confidences = predict(model, held_docs)
+        known += [(c, p == t) for p, t, c in zip(predicted, held_labels, confidences,
+                                                 strict=True)]
+    return unknown, known
+
+
+def threshold_table(d: Data) -> None:
+    print(f"\n## Choosing min_confidence ({d.condition}): share labelled (errors among them) "
+          "of known kinds' held-out faxes / share of unknown kinds' faxes labelled anyway\n")
+    thresholds = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+    print("| examples per label | " + " | ".join(f"{t}" for t in thresholds) + " |")
+    print("| --- |" + " --- |" * len(thresholds))
+    for n in (5, 20, 100):
+        unknown, known = unknown_kinds(d, n)
+        cells = []
+        for t in thresholds:
+            kept = [right for c, right in known if c >= t]
+            cells.append(f"{len(kept) / len(known):.0%} ({len(kept) - sum(kept)}) / "
+                         f"{sum(c >= t for c in unknown) / len(unknown):.0%}")
+        print(f"| {n} | " + " | ".join(cells) + " |", flush=True)
+
+
+def choices_table(d: Data) -> None:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.naive_bayes import ComplementNB
+    from sklearn.pipeline import make_pipeline, make_union
+    from sklearn.svm import LinearSVC
+
+    def only(prefix: str) -> Callable[[Docs, list[str]], Model]:
+        def fit_only(docs: Docs, labels: list[str]) -> Model:
+            return fit([Counter({f: c for f, c in doc.items() if f.startswith(prefix)})
+                        for doc in docs], labels)
+        return fit_only
+
+    def fixed_c(c: float) -> Callable[[Docs, list[str]], Model]:
+        return lambda docs, labels: fit(docs, labels, c * len(docs))
+
+    def sklearn_model(estimator: Any) -> Callable[[Docs, list[str]], Callable[[Docs], list[str]]]:
+        def fit_other(docs: Docs, labels: list[str]) -> Callable[[Docs], list[str]]:
+            blank = fit(docs, labels)  # for its vocabulary and vectors only
+            estimator.fit(matrix(blank, docs), labels)
+            return lambda test: list(estimator.predict(matrix(blank, test)))
+        return fit_other
+
+    print(f"\n## Choices ({d.condition}): held-out macro-F1 (mean of the draws); at "
+          "min_confidence 0.6, known kinds' faxes labelled / unknown kinds' faxes labelled\n")
+    print("| variant | 5 per label | 20 per label | labelled known / unknown (5) | "
+          "(20) |")
+    print("| --- | --- | --- | --- | --- |")
+    variants: dict[str, Any] = {
+        f"words + letter groups, logistic regression, C = {C:g} / examples (chosen)": fit,
+        "words and word pairs only": only(features.WORD),
+        "letter groups only": only(features.CHARS),
+        "C = 10 fixed (not scaled by the number of examples)": fixed_c(10.0),
+        "C = 1 fixed": fixed_c(1.0),
+        f"C = {C * 5:g} / examples": lambda docs, labels: fit(docs, labels, C * 5),
+        f"C = {C / 4:g} / examples": lambda docs, labels: fit(docs, labels, C / 4),
+    }
+    held_docs, held_labels = d.held_out()
+    for name, how in variants.items():
+        scores = {n: mean(f1(held_labels, predict(how(*d.examples(s)), held_docs)[0])
+                          for s in draws(n)) for n in (5, 20)}
+        opens = []
+        for n in (5, 20):
+            unknown, known = unknown_kinds(d, n, how)
+            opens.append(f"{sum(c >= MIN_CONFIDENCE for c, _ in known) / len(known):.0%} / "
+                         f"{sum(c >= MIN_CONFIDENCE for c in unknown) / len(unknown):.0%}")
+        print(f"| {name} | {scores[5]:.3f} | {scores[20]:.3f} | {opens[0]} | {opens[1]} |",
+              flush=True)
+    others = {"linear SVM (LinearSVC), same features": LinearSVC(C=1.0),
+              "naive Bayes (ComplementNB), same features": ComplementNB()}
+    for name, estimator in others.items():
+        how = sklearn_model(estimator)
+        scores = {n: mean(f1(held_labels, how(*d.examples(s))(held_docs)) for s in draws(n))
+                  for n in (5, 20)}
+        print(f"| {name} | {scores[5]:.3f} | {scores[20]:.3f} | no probabilities | |",
+              flush=True)
+    # scikit-learn's own vectorizers, as a check on ours.
+    held_texts = [t for k in KINDS for t in d.held_texts[k]]
+    scores = {}
+    for n in (5, 20):
+        results = []
+        for seeds in draws(n):
+            train_texts = [t for k in KINDS for t in texts(d.condition, k, seeds)]
+            labels = [k for k in KINDS for _ in seeds]
+            pipe = make_pipeline(make_union(
+                TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2),
+                TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True,
+                                min_df=2)),
+                LogisticRegression(C=C / len(train_texts), class_weight="balanced",
+                                   max_iter=2000))
+            pipe.fit(train_texts, labels)
+            results.append(f1(held_labels, list(pipe.predict(held_texts))))
+        scores[n] = mean(results)
+    print(f"| scikit-learn TfidfVectorizer (words 1-2, char_wb 3-5) + the same regression | "
+          f"{scores[5]:.3f} | {scores[20]:.3f} | | |", flush=True)
+
+
+def transfer_table(data: dict[str, Data]) -> None:
+    print("\n## Trained on one condition, held-out faxes of another (20 per label, first "
+          "draw): macro-F1\n")
+    names = list(data)
+    print("| trained on \\ held-out | " + " | ".join(names) + " |")
+    print("| --- |" + " --- |" * len(names))
+    for source in names:
+        model = fit(*data[source].examples(draws(20)[0]))
+        cells = []
+        for target in names:
+            docs, labels = data[target].held_out()
+            cells.append(f"{f1(labels, predict(model, docs)[0]):.3f}")
+        print(f"| {source} | " + " | ".join(cells) + " |", flush=True)
+
+
+def timing_table(data: dict[str, Data]) -> None:
+    """Classifying one fax (its OCR text to labels, explanation included, as the plugin does)
+    next to OCR of one page, measured in this run."""
+    from faxflow_ocr.options import OcrOptions
+    from faxflow_ocr.service import OcrService
+
+    print("\n## Time per fax\n")
+    ocr: list[float] = []
+    service = OcrService(OcrOptions(workers=1, cache=False), None)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for resolution, noisy in CONDITIONS.values():
+                for seed in (2001, 2002):
+                    sample = make_fax(kind=KINDS[seed % len(KINDS)], resolution=resolution,
+                                      noisy=noisy, seed=seed)
+                    path = Path(tmp) / sample.filename
+                    path.write_bytes(sample.content)
+                    started = time.perf_counter()
+                    service.read(path, path.name, hashlib.sha256(sample.content).hexdigest(),
+                                 "eng")
+                    ocr.append(time.perf_counter() - started)
+    finally:
+        service.close()
+    page = statistics.median(ocr)
+    print(f"OCR of one page (OCR plugin's default path, 1 worker, 6 pages: fine, standard, "
+          f"noisy x 2): median {page * 1000:.0f} ms (min {min(ocr) * 1000:.0f}, max "
+          f"{max(ocr) * 1000:.0f})\n")
+    print("| model (noisy) | features | file | classify one fax, median (max) | with explain "
+          "terms, median (max) | median / one page's OCR |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    d = data.get("noisy") or next(iter(data.values()))
+    all_texts = [t for k in KINDS for t in d.held_texts[k]]
+    for n in (5, 20, 100):
+        model = fit(*d.examples(draws(n)[0]))
+        plain, explained = [], []
+        for text in all_texts:
+            started = time.perf_counter()
+            model.predict(text)
+            plain.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            model.predict(text, explain=6)
+            explained.append(time.perf_counter() - started)
+        size = len(model.to_json())
+        print(f"| {n} per label | {len(model.vocabulary):,} | {size / 1e6:.1f} MB | "
+              f"{statistics.median(plain) * 1000:.2f} ms ({max(plain) * 1000:.1f}) | "
+              f"{statistics.median(explained) * 1000:.2f} ms ({max(explained) * 1000:.1f}) | "
+              f"{statistics.median(explained) / page:.2%} |", flush=True)
+
+
+def f1(true: list[str], predicted: list[str]) -> float:
+    from sklearn.metrics import f1_score
+
+    return float(f1_score(true, predicted, average="macro", labels=sorted(set(true))))
+
+
+def mean(values: Iterable[float]) -> float:
+    return statistics.fmean(values)
+
+
+def run(conditions: list[str], tables: list[str]) -> None:
+    started = time.monotonic()
+    data = {c: Data(c) for c in conditions}
+    cers = {c: statistics.fmean(json.loads(cached(c, k, s).read_text())["cer"]
+                                for k in KINDS for s in HELD_OUT_SEEDS) for c in conditions}
+    print(f"{len(KINDS)} labels; {len(TRAIN_SEEDS)} training and {len(HELD_OUT_SEEDS)} held-out "
+          "faxes per label and condition; OCR CER of the held-out faxes: "
+          + ", ".join(f"{c} {v:.2%}" for c, v in cers.items()))
+    if "main" in tables:
+        main_table(data)
+    if "threshold" in tables:
+        threshold_table(data.get("noisy") or next(iter(data.values())))
+    if "choices" in tables:
+        choices_table(data.get("noisy") or next(iter(data.values())))
+    if "transfer" in tables:
+        transfer_table(data)
+    if "timing" in tables:
+        timing_table(data)
+    print(f"\n(run took {time.monotonic() - started:.0f} s)")
 
 
 def main() -> None:
@@ -122,10 +449,14 @@ def main() -> None:
     prep = sub.add_parser("prepare", help="generate and OCR the faxes once (cached)")
     prep.add_argument("--conditions", default="noisy,standard,fine")
     prep.add_argument("--processes", type=int, default=os.cpu_count() or 1)
+    go = sub.add_parser("run", help="print the tables")
+    go.add_argument("--conditions", default="fine,standard,noisy")
+    go.add_argument("--tables", default="main,threshold,choices,transfer,timing")
     args = parser.parse_args()
     if args.command == "prepare":
         prepare(args.conditions.split(","), args.processes)
-    _ = statistics  # used by run
+    else:
+        run(args.conditions.split(","), args.tables.split(","))
 
 
 if __name__ == "__main__":

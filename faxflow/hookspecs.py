@@ -148,7 +148,8 @@ def faxflow_classify(fax: Fax, app: App) -> Classification | None:
 
     Fires once per fax after text extraction (``fax.pages`` is filled). Contributions are
     merged: labels as a union, fields in call order (a later plugin's field wins; the core
-    logs the conflict). Return None to abstain. Labels are visible to `faxflow_route`.
+    logs the conflict), ``explain`` lines by heading into ``fax.explanations`` (shown by
+    ``faxflow explain``). Return None to abstain. Labels are visible to `faxflow_route`.
     """
 
 

@@ -208,3 +208,28 @@ def test_explain_through_real_ocr(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert data["fields"]["invoice_number"] == sample.fields["invoice_number"]
     assert data["routes"][0]["options"]["subject"] == \
         f"Invoice {sample.fields['invoice_number']}"
+
+
+STAMP_PLUGIN = '''
+from faxflow.hookspecs import hookimpl
+from faxflow.types import Classification
+
+
+@hookimpl
+def faxflow_classify(fax):
+    return Classification(frozenset({"stamped"}), explain={
+        "stamp": ("label stamped: every fax is", "second line")})
+'''
+
+
+def test_explain_shows_what_classifier_plugins_say_under_their_names(setup: Path) -> None:
+    doc = write_fax(make_sample(kind="letter", seed=2), setup / "in")
+    assert "Classifiers:" not in explain(setup, str(doc), "--received", OFFICE).output
+    (setup / "local-plugins" / "stamp.py").write_text(STAMP_PLUGIN, encoding="utf-8")
+    result = explain(setup, str(doc), "--received", OFFICE)
+    assert result.exit_code == 0, result.output
+    assert ("\nClassifiers:\n  stamp:\n    label stamped: every fax is\n    second line\n\n"
+            "Rules:\n") in result.output
+    assert "Labels: stamped" in result.output
+    data = json.loads(explain(setup, str(doc), "--received", OFFICE, "--json").output)
+    assert data["classifiers"] == {"stamp": ["label stamped: every fax is", "second line"]}

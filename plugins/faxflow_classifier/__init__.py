@@ -216,10 +216,10 @@ def describe(prediction: Prediction, settings: Settings, model: Model) -> tuple[
     else:
         decision = (f"label {settings.review_label}: the most likely label, {best}, has "
                     f"probability {p:.2f}, below min_confidence {settings.min_confidence:.2f}")
-    shown = [f"{label} {q:.2f}" for label, q in prediction.probabilities if q >= 0.005][:5]
-    rest = len(prediction.probabilities) - len(shown)
-    lines = [decision, "probabilities: " + ", ".join(shown)
-             + (f" (and {rest} more below 0.01)" if rest else "")]
+    shown = [(label, q) for label, q in prediction.probabilities if q >= 0.005][:5]
+    rest = prediction.probabilities[len(shown):]
+    lines = [decision, "probabilities: " + ", ".join(f"{label} {q:.2f}" for label, q in shown)
+             + (f" ({len(rest)} more, each {rest[0][1]:.2f} or less)" if rest else "")]
 
     def terms(pairs: tuple[tuple[str, float], ...]) -> str:
         return ", ".join(f'"{t}" {w:+.2f}' for t, w in pairs) or "none"

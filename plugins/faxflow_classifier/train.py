@@ -22,8 +22,11 @@ from . import features
 from .examples import Example
 from .model import MAX_FEATURES, Model
 
-# Chosen on the benchmark's cross-validation (docs/classifier.md, Choices).
-C = 10.0  # inverse regularization strength
+# Inverse regularization strength per example: scikit-learn's C is this divided by the number
+# of examples, so the penalty weighs against the mean loss, not the sum. With a fixed C, a
+# model of 100 examples per label is far surer of itself than one of 5, and one
+# min_confidence could not serve both. Chosen on the benchmark (docs/classifier.md, Choices).
+C = 300.0
 MIN_DF = 2  # a feature must occur in 2 examples: one-off names and numbers are noise
 MAX_FOLDS = 5
 MIN_EXAMPLES = 3  # per label: fewer cannot be cross-validated in a meaningful way
@@ -79,7 +82,6 @@ def vocabulary(docs: Sequence[Counter[str]], min_df: int = MIN_DF,
 
 def fit(docs: Sequence[Counter[str]], labels: Sequence[str], c: float = C) -> Model:
     """A model from examples' feature counts and their labels."""
-    from scipy.sparse import csr_matrix
     from sklearn.linear_model import LogisticRegression
 
     names = tuple(sorted(set(labels)))
@@ -88,13 +90,8 @@ def fit(docs: Sequence[Counter[str]], labels: Sequence[str], c: float = C) -> Mo
         raise ValueError("the examples have no words in common: nothing to learn from")
     blank = Model(names, vocab, words, idf, np.zeros((len(names), len(vocab)), np.float32),
                   np.zeros(len(names), np.float32))
-    rows = [blank.vector(doc) for doc in docs]
-    matrix = csr_matrix((np.concatenate([v for _, v in rows]),
-                         np.concatenate([i for i, _ in rows]),
-                         np.cumsum([0, *(len(i) for i, _ in rows)])),
-                        shape=(len(docs), len(vocab)), dtype=np.float32)
-    regression = LogisticRegression(C=c, class_weight="balanced", max_iter=2000)
-    regression.fit(matrix, list(labels))
+    regression = LogisticRegression(C=c / len(docs), class_weight="balanced", max_iter=2000)
+    regression.fit(matrix(blank, docs), list(labels))
     coef = np.asarray(regression.coef_, dtype=np.float32)
     intercept = np.asarray(regression.intercept_, dtype=np.float32)
     if len(names) == 2:  # one score for the second label: a softmax of -s/2 and s/2 is the same
@@ -102,6 +99,18 @@ def fit(docs: Sequence[Counter[str]], labels: Sequence[str], c: float = C) -> Mo
         intercept = np.array([-intercept[0] / 2, intercept[0] / 2], dtype=np.float32)
     assert tuple(regression.classes_) == names
     return dataclasses.replace(blank, coef=coef, intercept=intercept)
+
+
+def matrix(model: Model, docs: Sequence[Counter[str]]) -> Any:
+    """The examples' vectors (`Model.vector`, as the worker computes them) as a sparse
+    matrix, one row per example."""
+    from scipy.sparse import csr_matrix
+
+    rows = [model.vector(doc) for doc in docs]
+    return csr_matrix((np.concatenate([v for _, v in rows]),
+                       np.concatenate([i for i, _ in rows]),
+                       np.cumsum([0, *(len(i) for i, _ in rows)])),
+                      shape=(len(docs), len(model.vocabulary)), dtype=np.float32)
 
 
 def folds_for(labels: Sequence[str]) -> int:
@@ -148,7 +157,7 @@ def train(examples: Sequence[Example], c: float = C) -> tuple[Model, Scores]:
     meta = {"trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "examples": dict(sorted(Counter(labels).items())),
             "cross_validation": scores.summary(),
-            "training": {"model": "logistic regression", "C": c,
+            "training": {"model": "logistic regression", "C": c / len(examples),
                          "class_weight": "balanced", "min_df": MIN_DF,
                          "scikit_learn": sklearn.__version__}}
     return dataclasses.replace(model, meta=meta), scores
