@@ -19,6 +19,8 @@ from . import INSTALL, STATE, TRAINING, missing
 from .examples import Example, ExampleError, from_folders, from_journal
 from .options import MIN_CONFIDENCE
 
+FEW_LABELS = 4  # measured: up to 4 labels, a min_confidence of 0.6 lets other kinds through
+
 
 class TrainingMode:
     """Registered only by `faxflow train`: tells the plugin, before its check runs, that the
@@ -145,6 +147,10 @@ def format_report(report: dict[str, Any]) -> str:
     lines.append(f"  at min_confidence {at['min_confidence']:.2f}: "
                  f"{at['labelled']:.0%} labelled ({at['accuracy_of_labelled']:.1%} of them "
                  f"right), {1 - at['labelled']:.0%} to review")
+    if len(report["labels"]) <= FEW_LABELS:
+        lines.append(f"  note: with {len(report['labels'])} labels, faxes of other kinds often "
+                     "get one of them with a high probability: add a label of assorted other "
+                     "faxes, or raise min_confidence (docs/classifier.md, Few labels)")
     lines.append(f"Wrote {report['model']} ({report['features']:,} features, "
                  f"{report['bytes'] / 1e6:.1f} MB) in {report['train_seconds']} s.")
     return "\n".join(lines)
