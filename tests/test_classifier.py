@@ -244,6 +244,9 @@ def test_below_min_confidence_the_fax_needs_review(trained: Path) -> None:
     [empty] = app.classify(fax_with("  \n "))
     assert empty.labels == {"people"}
     assert empty.explain == {"classifier": ("people: the fax has no text to classify",)}
+    counted = app.metrics.registry.get_sample_value("faxflow_classifier_labels_total",
+                                                    {"label": "people"})
+    assert counted is not None and counted >= 1
 
 
 def test_the_worker_takes_up_a_new_model_file_and_keeps_the_old_one_if_it_is_bad(

@@ -195,16 +195,24 @@ def faxflow_classify(fax: Fax, app: App) -> Classification | None:
     settings, name = state.settings, plugin_name(app)
     text = fax.text
     if not text.strip():
+        _count(app, settings.review_label)
         return Classification(frozenset({settings.review_label}), explain={name: (
             f"{settings.review_label}: the fax has no text to classify",)})
     prediction = model.predict(text, explain=EXPLAIN_TERMS)
     sure = prediction.confidence >= settings.min_confidence
     label = prediction.label if sure else settings.review_label
+    _count(app, label)
     fax.scratch[name] = {"label": label, "probabilities": dict(prediction.probabilities),
                          "for": list(prediction.weighed_for),
                          "against": list(prediction.weighed_against)}
     return Classification(frozenset({label}),
                           explain={name: describe(prediction, settings, model)})
+
+
+def _count(app: App, label: str) -> None:
+    app.metrics.counter("faxflow_classifier_labels", "Faxes the classifier labelled, by "
+                        "label (the review label: not sure enough, or no text).",
+                        ("label",)).labels(label).inc()
 
 
 def describe(prediction: Prediction, settings: Settings, model: Model) -> tuple[str, ...]:
