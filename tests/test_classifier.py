@@ -408,6 +408,11 @@ def test_training_errors_are_said_plainly(tmp_path: Path) -> None:
     (examples / "to sort").mkdir()
     assert "'to sort' is not a label name" in fails("--examples", str(examples))
     (examples / "to sort").rmdir()
+    text_examples(examples, labels=("invoice",), seeds=range(1, 4))
+    (examples / "invoice").rename(examples / "needs-review")
+    assert "examples are labelled 'needs-review', which is the review_label" in fails(
+        "--examples", str(examples))
+    (examples / "needs-review").rename(examples / "invoice")
     text_examples(examples, labels=("letter",), seeds=range(3, 5))
     result = train(config, "--examples", str(examples), "--out", str(tmp_path / "m" / "x.json"))
     assert result.exit_code == 0, result.output

@@ -182,6 +182,9 @@ def faxflow_configure(config: Config, app: App) -> None:
             model = load(settings.model)
         except ModelError as exc:
             raise ConfigError(str(exc)) from None
+        problem = _label_clash(model, settings)
+        if problem:
+            raise ConfigError(problem)
     app.stash[STATE] = State(settings, model, loaded)
 
 

@@ -71,7 +71,8 @@ def train(config_path: Path, folders: tuple[Path, ...], journal: bool, out: Path
             raise click.ClickException(f"{config_path} has no [plugins.classifier] model "
                                        "to write: add one, or give --out FILE")
         started = time.monotonic()
-        examples = read(app, folders, journal)
+        examples = read(app, folders, journal,
+                        state.settings.review_label if state else None)
         seconds = time.monotonic() - started
         report = fit_and_write(app, examples, target, seconds)
     except FaxflowError as exc:
@@ -81,7 +82,8 @@ def train(config_path: Path, folders: tuple[Path, ...], journal: bool, out: Path
     click.echo(json.dumps(report, indent=2) if as_json else format_report(report))
 
 
-def read(app: App, folders: tuple[Path, ...], journal: bool) -> list[Example]:
+def read(app: App, folders: tuple[Path, ...], journal: bool,
+         review: str | None) -> list[Example]:
     def warn(message: str) -> None:
         click.echo(f"warning: {message}", err=True)
 
@@ -89,6 +91,9 @@ def read(app: App, folders: tuple[Path, ...], journal: bool) -> list[Example]:
     if journal:
         examples += list(from_journal(app))
     counts = Counter(e.label for e in examples)
+    if review in counts:
+        raise ExampleError(f"examples are labelled {review!r}, which is the review_label (the "
+                           "label of faxes the model is not sure about): rename that folder")
     from .train import MIN_EXAMPLES
 
     few = {label: n for label, n in sorted(counts.items()) if n < MIN_EXAMPLES}
