@@ -1,7 +1,7 @@
 """Benchmark: the classifier plugin against keyword rules, on generated faxes read by real OCR.
 
-    .venv/bin/python bench/classify.py prepare            # generate + OCR once (slow, cached)
-    .venv/bin/python bench/classify.py run                # the tables (a minute or two)
+    .venv/bin/python bench/classify.py prepare    # generate + OCR once, cached (~65 min)
+    .venv/bin/python bench/classify.py run        # the tables (~9 min; --tables to pick)
 
 prepare: for each condition (fine, standard, noisy = noisy standard resolution) and every
 sample kind, 100 training faxes (seeds 1-100) and 30 held-out faxes (seeds 1001-1030) are
@@ -11,13 +11,18 @@ bench/out/classify/<condition>/<kind>/<seed>.json with its OCR time and CER, so 
 no OCR. Faxes already in the cache are skipped; an interrupted prepare goes on where it
 stopped.
 
-run: for 5, 20 and 100 examples per label (the first seeds of the training pool, and for 5
-and 20 also disjoint later draws), the macro-F1 of stratified cross-validation as
-`faxflow train` reports it, and on the held-out faxes (trained on all the examples); next to
-it the keyword-rule baseline (bench/classify_rules.toml through the real rules plugin) on
-the same held-out faxes. Then the share of faxes labelled and their accuracy for several
-min_confidence values, the feature / model choices measured against each other, and the time
-to classify one fax next to one page's OCR measured in the same run.
+run prints these tables (--tables picks some):
+- main: for 5, 20 and 100 examples per label (5 disjoint draws of 5 and of 20, the whole pool
+  for 100), the macro-F1 of stratified cross-validation as `faxflow train` reports it and on
+  the held-out faxes (trained on all the examples), next to the keyword-rule baseline
+  (bench/classify_rules.toml through the real rules plugin) on the same faxes;
+- threshold: each kind left out in turn, what each min_confidence labels of the known kinds'
+  faxes and of the left-out kind's (a new kind arriving);
+- few: the same with 2 to 4 labels, and with a catch-all label;
+- choices: features and models measured against each other;
+- errors: more OCR errors added to the held-out texts;
+- transfer: trained on one condition, held-out faxes of another;
+- timing: the time to classify one fax next to one page's OCR, measured in the same run.
 """
 
 from __future__ import annotations
