@@ -228,7 +228,7 @@ def _build(doc: dict[str, Any]) -> Model:
 
 
 def _floats(value: Any, count: int, name: str) -> Floats:
-    """Little-endian float32 numbers, base64: a quarter of the size of decimal JSON."""
+    """Little-endian float32 numbers, base64: under half the size of decimal JSON."""
     if not isinstance(value, str) or len(value) != 4 * math.ceil(count * 4 / 3):
         raise _Damaged(f"{name} must hold {count:,} numbers")
     try:
