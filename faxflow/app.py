@@ -199,6 +199,21 @@ class App:
     def route(self, fax: Fax) -> list[Iterable[Route]]:
         return list(self.pm.hook.faxflow_route(fax=fax, app=self))
 
+    def route_targets(self) -> list[str]:
+        """Every target an operator may pick (`faxflow_route_targets`), sorted, unique."""
+        names: set[str] = set()
+        for name, found, exc in self._each("faxflow_route_targets", app=self):
+            if exc is not None:
+                log.error("plugin %s raised in faxflow_route_targets: %r", name, exc)
+            elif found is not None:
+                names.update(str(n) for n in found)
+        return sorted(names)
+
+    def route_to(self, fax: Fax, target: str) -> list[Route] | None:
+        routes: Iterable[Route] | None = self.pm.hook.faxflow_route_to(
+            fax=fax, target=target, app=self)
+        return None if routes is None else [r for r in routes if isinstance(r, Route)]
+
     def deliver(self, fax: Fax, route: Route, uncertain: bool) -> DeliveryResult | None:
         result: DeliveryResult | None = self.pm.hook.faxflow_deliver(
             fax=fax, route=route, uncertain=uncertain, app=self)

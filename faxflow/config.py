@@ -132,7 +132,10 @@ class RetarusSettings:
 class WorkerSettings:
     concurrency: int = _opt(4, "Faxes processed at the same time.", min=1, max=256)
     spool_dir: str = _opt("spool", "Where documents are downloaded; cleaned after ack.")
-    quarantine_dir: str = _opt("quarantine", "Where faxes that cannot be processed are kept.")
+    quarantine_dir: str = _opt("quarantine", "A folder the quarantine is also exported to "
+                               "(documents, metadata.json, reason.txt, text.txt); \"\": no "
+                               "export. The quarantine itself is kept in the journal, shared by "
+                               "all workers.")
     max_attempts: int = _opt(5, "Attempts before a fax is quarantined.", min=1)
     retry_for: float = _opt(0.0, "Keep retrying a fax that fails transiently (a destination "
                             "down) past max_attempts until it is this many seconds old (by "

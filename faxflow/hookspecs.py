@@ -175,6 +175,21 @@ def faxflow_hold_vote(fax: Fax, app: App) -> Vote | None:
     """
 
 
+@hookspec
+def faxflow_route_targets(app: App) -> Iterable[str] | None:
+    """Name the targets an operator may send a fax to by hand (`faxflow_route_to`), e.g.
+    the rules plugin's rule names. Contributions are merged; used by the console and
+    ``faxflow quarantine route``."""
+
+
+@hookspec(firstresult=True)
+def faxflow_route_to(fax: Fax, target: str, app: App) -> Iterable[Route] | None:
+    """The routes of one target an operator picked (a name from `faxflow_route_targets`),
+    rendered for this fax whatever the fax's content would have chosen. Return None if the
+    target is not yours. Stops at the first non-None result. Raise `PermanentError` when the
+    target cannot be used for this fax (a template fails)."""
+
+
 @hookspec(firstresult=True)
 def faxflow_deliver(fax: Fax, route: Route, uncertain: bool, app: App) -> DeliveryResult | None:
     """Deliver a fax to one route of a destination type this plugin declared.
@@ -211,6 +226,18 @@ def faxflow_fax_received(fax: Fax, app: App) -> None:
 
 
 @hookspec
+def faxflow_fax_read(fax: Fax, app: App) -> None:
+    """The text of every document was extracted (``fax.pages`` is set; pages that could not
+    be read carry ``error``). Fires once per attempt, also when extraction failed."""
+
+
+@hookspec
+def faxflow_fax_routed(fax: Fax, app: App) -> None:
+    """The fax was classified and routed: ``fax.labels``, ``fax.fields`` and ``fax.routes``
+    are set; nothing is delivered yet. Fires once per attempt that got this far."""
+
+
+@hookspec
 def faxflow_fax_delivered(fax: Fax, route: Route, result: DeliveryResult, app: App) -> None:
     """One route of a fax was delivered (fires once per route, never again for that route)."""
 
@@ -222,8 +249,9 @@ def faxflow_fax_acknowledged(fax: Fax, decision: Decision, app: App) -> None:
 
 @hookspec
 def faxflow_fax_quarantined(fax: Fax, decision: Decision, app: App) -> None:
-    """The fax was written to the quarantine folder (``fax.scratch["quarantine_dir"]``) and
-    will be acknowledged. ``decision.reasons`` says why."""
+    """The fax was kept in the quarantine (the journal's, ``fax.scratch["quarantine_id"]``;
+    exported to ``fax.scratch["quarantine_dir"]`` when configured) and will be
+    acknowledged. ``decision.reasons`` says why."""
 
 
 @hookspec

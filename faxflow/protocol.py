@@ -111,7 +111,7 @@ def deliver(fax: Fax, app: App) -> None:
                                         "this worker no longer holds the fax in the journal"))
             return
         if journal:
-            journal.route_started(fax.topic, fax.id, r.key)
+            journal.route_started(fax.topic, fax.id, r.key, r.type)
         def send(r: Route = r, u: bool = uncertain) -> DeliveryResult | None:
             return app.deliver(fax, r, u)
 
@@ -135,10 +135,15 @@ def deliver(fax: Fax, app: App) -> None:
 
 @hookimpl(trylast=True)
 def faxflow_process_fax(fax: Fax, app: App) -> Decision:
-    for stage in (extract_text, classify, route):
+    extract_text(fax, app)
+    app.notify("faxflow_fax_read", fax=fax, app=app)
+    if fax.problems:
+        return decide(app.ack_votes(fax))
+    for stage in (classify, route):
         stage(fax, app)
         if fax.problems:
             return decide(app.ack_votes(fax))
+    app.notify("faxflow_fax_routed", fax=fax, app=app)
     held = decide(app.hold_votes(fax))  # the gate: nothing delivered yet in this attempt
     if held.verdict is not Verdict.ACK:
         return Decision(held.verdict, tuple(f"held before delivery: {r}" for r in held.reasons),

@@ -19,10 +19,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from faxflow import spool
+from faxflow import quarantine, spool
 from faxflow.ack import decide, describe
 from faxflow.paths import safe_extension
-from faxflow.quarantine import write_quarantine
 from faxflow.retarus import NotFoundError, ProtocolError, TooLargeError
 from faxflow.types import Decision, Fax, Job, Problem, Verdict, Vote
 
@@ -63,6 +62,7 @@ class Worker:
         self._topic_turn = 0
         self._busy: set[Path] = set()  # spool folders of the faxes in flight here
         self._next_spool_check = 0.0
+        self._pull_noted: dict[str, float] = {}
         self.metrics = app.metrics
         # Fixed for the life of the worker (its thread pool); a reload changes it at restart.
         self.concurrency = app.config.worker.concurrency
@@ -181,6 +181,7 @@ class Worker:
                 continue
             self.metrics.pull_succeeded()
             self._confirm_acks(topic, pending)
+            self._note_pull(topic)
             for job in batch.jobs:
                 with self._cond:
                     self._in_flight += 1
@@ -193,6 +194,17 @@ class Worker:
         if self._free_slots() <= 0:
             return True  # every slot busy: more may be waiting
         return None if failed and not full else full
+
+    def _note_pull(self, topic: str) -> None:
+        """The last successful pull per topic, for operators (at most every 5 s)."""
+        now = time.monotonic()
+        if now - self._pull_noted.get(topic, -10.0) < 5.0:
+            return
+        self._pull_noted[topic] = now
+        try:
+            self.journal.records.pulled(topic, self.worker_id)
+        except Exception as exc:  # the journal is away: pulling goes on; the next call says so
+            log.warning("recording the pull failed: %s", exc)
 
     def _wait_for_slots(self, ack_delay: float = 0.5) -> None:
         """Wait until half the slots are free, so pulls come in batches rather than one job
@@ -355,22 +367,21 @@ class Worker:
         app = self.app
         line = f"fax {fax.id} topic {fax.topic} attempt {fax.attempt}: {describe(decision)}"
         if decision.verdict is Verdict.QUARANTINE:
-            # Also those of earlier attempts (before a crash or a not-yet): the record must
-            # say where the fax already went.
-            delivered = sorted(k for k, r in self.journal.routes(fax.topic, fax.id).items()
-                               if r.state == "delivered")
             try:
-                where = write_quarantine(app.quarantine_dir, fax, decision,
-                                         app.config.file_mode, app.config.dir_mode, delivered)
-            except OSError as exc:
-                log.error("%s; writing the quarantine folder failed (%s): not acknowledged",
+                where = quarantine.keep(self.journal, fax, decision, self.worker_id,
+                                        app.quarantine_dir if app.config.worker.quarantine_dir
+                                        else None, app.config.file_mode, app.config.dir_mode)
+            except Exception as exc:  # the journal's database, or reading the spool
+                log.error("%s; keeping it in the quarantine failed (%s): not acknowledged",
                           line, exc)
                 self.journal.decide(fax.topic, fax.id, "retry", f"quarantine failed: {exc}")
                 return
-            fax.scratch["quarantine_dir"] = where
+            if where is not None:
+                fax.scratch["quarantine_dir"] = where
             self.journal.decide(fax.topic, fax.id, "quarantine", "; ".join(decision.reasons))
             self.metrics.quarantined.labels(fax.topic).inc()
-            log.warning("%s -> %s", line, where, extra=event(fax, "quarantined", decision))
+            log.warning("%s -> quarantine %s", line, where or f"#{fax.scratch['quarantine_id']}",
+                        extra=event(fax, "quarantined", decision))
             app.notify("faxflow_fax_quarantined", fax=fax, decision=decision, app=app)
             self._queue_ack(fax, decision)
         elif decision.verdict is Verdict.ACK:
