@@ -161,6 +161,10 @@ class JournalSettings:
     backend: str = _opt("sqlite", "sqlite or postgresql.", choices=("sqlite", "postgresql"))
     path: str = _opt("faxflow.sqlite", "SQLite file (backend sqlite).")
     url: str | None = _opt(None, "PostgreSQL conninfo (backend postgresql); use ${ENV_VAR}.")
+    retention_days: int = _opt(90, "Days a fax's record, timeline and resolved quarantine "
+                               "item are kept (personal data: keep it short); open quarantine "
+                               "items are kept until resolved. At least 8: Retarus may hand a "
+                               "fax out again for 7 days.", min=8, max=3650)
 
 
 @dataclass(frozen=True)

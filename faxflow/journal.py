@@ -116,6 +116,10 @@ class Journal(Protocol):
     def acknowledged(self, topic: str, ids: list[str]) -> None:
         """Retarus confirmed the acknowledgement of these faxes: mark them ``done``."""
 
+    def prune(self, before: float) -> int:
+        """Forget acknowledged faxes last updated before `before` (epoch seconds), with their
+        delivery records and their history (`RecordStore.prune`). Returns how many faxes."""
+
     def pending_acks(self) -> dict[str, list[str]]:
         """Decided faxes whose acknowledgement is not confirmed, by topic (after a crash)."""
 
@@ -379,6 +383,22 @@ class SQLiteJournal:
                 "UPDATE fax SET state='done', updated=? WHERE topic=? AND fax_id=? "
                 "AND state IN ('ack', 'quarantine')", [(now, topic, i) for i in ids])
             self._db.execute("COMMIT")
+
+    def prune(self, before: float) -> int:
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute("DELETE FROM delivery WHERE (topic, fax_id) IN (SELECT topic, fax_id "
+                           "FROM fax WHERE state = 'done' AND updated < ?)", (before,))
+                gone = db.execute("DELETE FROM fax WHERE state = 'done' AND updated < ?",
+                                  (before,)).rowcount
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        self.records.prune(before)
+        return int(gone)
 
     def pending_acks(self) -> dict[str, list[str]]:
         with self._lock:

@@ -288,6 +288,18 @@ class PostgresJournal:
                 "UPDATE faxflow_fax SET state = 'done', updated = now() WHERE topic = %s "
                 "AND fax_id = ANY(%s) AND state IN ('ack', 'quarantine')", (topic, list(ids))))
 
+    def prune(self, before: float) -> int:
+        def op(conn: Conn) -> int:
+            conn.execute("DELETE FROM faxflow_delivery d USING faxflow_fax f WHERE "
+                         "d.topic = f.topic AND d.fax_id = f.fax_id AND f.state = 'done' "
+                         "AND f.updated < to_timestamp(%s)", (before,))
+            return conn.execute("DELETE FROM faxflow_fax WHERE state = 'done' AND "
+                                "updated < to_timestamp(%s)", (before,)).rowcount
+
+        gone = self._run("prune old faxes", op, transaction=True)
+        self.records.prune(before)
+        return int(gone)
+
     def pending_acks(self) -> dict[str, list[str]]:
         rows = self._run("read pending acknowledgements", lambda c: c.execute(
             "SELECT topic, fax_id FROM faxflow_fax WHERE state IN ('ack', 'quarantine') "

@@ -62,6 +62,7 @@ class Worker:
         self._topic_turn = 0
         self._busy: set[Path] = set()  # spool folders of the faxes in flight here
         self._next_spool_check = 0.0
+        self._next_prune = 0.0
         self._pull_noted: dict[str, float] = {}
         self.metrics = app.metrics
         # Fixed for the life of the worker (its thread pool); a reload changes it at restart.
@@ -86,7 +87,7 @@ class Worker:
         delay = 0.0
         try:
             while not self._stop.is_set():
-                self._clean_stale_spool()
+                self._housekeeping()
                 full = self._pull_round(executor)
                 if full:  # more are waiting: pull again as soon as enough slots are free
                     delay = 0.0
@@ -122,9 +123,9 @@ class Worker:
                     return
                 self._cond.wait(left)
 
-    def _clean_stale_spool(self) -> None:
+    def _housekeeping(self) -> None:
         """At start and then every lock timeout (at least a minute): remove what killed
-        workers left in the spool."""
+        workers left in the spool; hourly: forget what is older than the retention."""
         now = time.monotonic()
         if now < self._next_spool_check:
             return
@@ -133,8 +134,14 @@ class Worker:
             busy = set(self._busy)
         try:
             spool.clean_stale(self.app.spool_dir, self.journal, busy)
+            if now >= self._next_prune:
+                self._next_prune = now + 3600.0
+                days = self.app.config.journal.retention_days
+                gone = self.journal.prune(time.time() - days * 86400.0)
+                if gone:
+                    log.info("forgot %d fax(es) older than %d days (retention)", gone, days)
         except Exception as exc:  # e.g. the journal out of reach: next time
-            log.warning("cleaning the spool failed: %s", exc)
+            log.warning("housekeeping failed: %s", exc)
 
     def _refresh_client(self) -> None:
         settings = self.app.config.retarus

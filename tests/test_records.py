@@ -208,3 +208,22 @@ def test_an_old_sqlite_journal_is_migrated(tmp_path: Path) -> None:
     sqlite3.connect(path).execute("PRAGMA user_version = 99").connection.commit()
     with pytest.raises(sqlite3.DatabaseError, match="newer than this faxflow knows"):
         SQLiteJournal(path)
+
+
+def test_journal_prune_forgets_old_acknowledged_faxes(opener: Opener) -> None:
+    import time
+
+    journal, _ = store(opener)
+    journal.records.clock = time.time
+    journal.claim("t", "old", "w", 60)
+    journal.route_started("t", "old", "r/0", "folder")
+    journal.route_finished("t", "old", "r/0", DeliveryResult.delivered("ok"))
+    journal.decide("t", "old", "ack", "")
+    journal.acknowledged("t", ["old"])
+    journal.records.event("t", "old", "acknowledged", "w", status="delivered")
+    journal.claim("t", "busy", "w", 60)  # in progress: never pruned
+    time.sleep(0.05)
+    assert journal.prune(time.time()) == 1
+    assert journal.get("t", "old") is None and journal.routes("t", "old") == {}
+    assert journal.get("t", "busy") is not None
+    assert journal.records.fax_id("t", "old") is None
