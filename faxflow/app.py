@@ -36,6 +36,7 @@ from faxflow.types import (
     DestinationType,
     Document,
     Fax,
+    Notice,
     PageText,
     Route,
     Vote,
@@ -213,6 +214,12 @@ class App:
         routes: Iterable[Route] | None = self.pm.hook.faxflow_route_to(
             fax=fax, target=target, app=self)
         return None if routes is None else [r for r in routes if isinstance(r, Route)]
+
+    def notify_people(self, notice: Notice, route: Route) -> DeliveryResult | None:
+        """Send a notice through one route (`faxflow_notify`); None if no plugin can."""
+        result: DeliveryResult | None = self.pm.hook.faxflow_notify(notice=notice, route=route,
+                                                                    app=self)
+        return result
 
     def deliver(self, fax: Fax, route: Route, uncertain: bool) -> DeliveryResult | None:
         result: DeliveryResult | None = self.pm.hook.faxflow_deliver(

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         DestinationType,
         Document,
         Fax,
+        Notice,
         PageText,
         Route,
         Vote,
@@ -202,6 +203,14 @@ def faxflow_deliver(fax: Fax, route: Route, uncertain: bool, app: App) -> Delive
     `.permanent` for what never will. Stops at the first non-None result. An exception counts
     as transient.
     """
+
+
+@hookspec(firstresult=True)
+def faxflow_notify(notice: Notice, route: Route, app: App) -> DeliveryResult | None:
+    """Tell people something (an alert digest) through one route of a destination type this
+    plugin declared. Return None if ``route.type`` is not yours; a `DeliveryResult` as for
+    `faxflow_deliver`. Stops at the first non-None result. An exception counts as transient
+    (the notice is tried again with the next digest)."""
 
 
 @hookspec

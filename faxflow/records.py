@@ -113,6 +113,19 @@ CREATE TABLE IF NOT EXISTS faxflow_pull (
     at {real} NOT NULL,
     PRIMARY KEY (topic, worker)
 );
+CREATE TABLE IF NOT EXISTS faxflow_alert (
+    key TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    record_id {big},
+    detail TEXT NOT NULL,
+    first {real} NOT NULL,
+    sent {real}
+);
+CREATE TABLE IF NOT EXISTS faxflow_lease (
+    name TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    until {real} NOT NULL
+);
 """
 
 
@@ -212,6 +225,17 @@ class QuarantineItem:
     resolved_by: str | None
     resolved_at: float | None
     note: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """A condition operators hear about in the next digest."""
+
+    key: str
+    kind: str  # "quarantined", "destination", "pull"
+    record_id: int | None
+    detail: str
+    first: float
 
 
 @dataclass(slots=True)
@@ -655,6 +679,61 @@ class RecordStore:
 
         return self.db.run("read the overview", op)
 
+    # --- alerts (faxflow_alerts) --------------------------------------------------------
+
+    def raise_alert(self, key: str, kind: str, detail: str,
+                    record_id: int | None = None) -> None:
+        """Note a condition operators must hear about; the same `key` stays one alert until
+        it is cleared (one notice per episode, not one per check)."""
+        now = self.clock()
+        self.db.run("raise an alert", lambda c: c.execute(
+            "INSERT INTO faxflow_alert (key, kind, record_id, detail, first) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
+            (key, kind, record_id, detail, now)))
+
+    def clear_alerts(self, kind: str, keep: Iterable[str]) -> None:
+        """The condition is over for every `kind` alert not in `keep`: forget them, so the
+        next episode is told again."""
+        keys = list(keep)
+        marks = ", ".join("?" for _ in keys) or "NULL"
+        self.db.run("clear alerts", lambda c: c.execute(
+            f"DELETE FROM faxflow_alert WHERE kind = ? AND key NOT IN ({marks})",  # noqa: S608
+            (kind, *keys)))
+
+    def pending_alerts(self) -> list[Alert]:
+        rows = self.db.run("read alerts", lambda c: c.execute(
+            "SELECT key, kind, record_id, detail, first FROM faxflow_alert WHERE sent IS NULL "
+            "ORDER BY first, key").fetchall())
+        return [Alert(r[0], r[1], r[2], r[3], float(r[4])) for r in rows]
+
+    def alerts_sent(self, keys: Sequence[str], who: str) -> None:
+        """Mark alerts as told; quarantined faxes get a "notified" event."""
+        now = self.clock()
+
+        def op(c: Runner) -> None:
+            for key in keys:
+                row = c.execute("UPDATE faxflow_alert SET sent = ? WHERE key = ? AND sent IS "
+                                "NULL RETURNING record_id", (now, key)).fetchone()
+                if row is not None and row[0] is not None:
+                    c.execute("INSERT INTO faxflow_event (record_id, time, name, worker, "
+                              "detail) VALUES (?, ?, 'notified', ?, 'alert digest')",
+                              (row[0], now, who))
+
+        self.db.run("mark alerts sent", op, transaction=True)
+
+    def take_lease(self, name: str, owner: str, seconds: float) -> bool:
+        """Hold `name` for `seconds` unless someone else holds it: of several workers, one
+        does a shared chore (sending a digest) per period."""
+        now = self.clock()
+
+        def op(c: Runner) -> bool:
+            c.execute("INSERT INTO faxflow_lease (name, owner, until) VALUES (?, ?, 0) "
+                      "ON CONFLICT (name) DO NOTHING", (name, owner))
+            return c.execute("UPDATE faxflow_lease SET owner = ?, until = ? WHERE name = ? "
+                             "AND until <= ?", (owner, now + seconds, name, now)).rowcount == 1
+
+        return bool(self.db.run("take a lease", op, transaction=True))
+
     # --- retention -------------------------------------------------------------------
 
     def prune(self, before: float) -> int:
@@ -663,7 +742,8 @@ class RecordStore:
         def op(c: Runner) -> int:
             old = "SELECT id FROM faxflow_record WHERE updated < ? AND id NOT IN " \
                   "(SELECT record_id FROM faxflow_quarantine WHERE state = 'open')"
-            for table in ("faxflow_event", "faxflow_tag", "faxflow_qdoc", "faxflow_quarantine"):
+            for table in ("faxflow_event", "faxflow_tag", "faxflow_qdoc", "faxflow_quarantine",
+                          "faxflow_alert"):
                 c.execute(f"DELETE FROM {table} WHERE record_id IN ({old})", (before,))  # noqa: S608
             return c.execute(f"DELETE FROM faxflow_record WHERE id IN ({old})",  # noqa: S608
                              (before,)).rowcount

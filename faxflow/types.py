@@ -232,6 +232,19 @@ class Decision:
 
 
 @dataclass(frozen=True, slots=True)
+class Notice:
+    """A message for people rather than a fax (an alert digest), sent through a destination
+    that implements `faxflow_notify`. `subject` and `text` hold no header-unsafe text of
+    their own making; destinations still treat them as untrusted (they quote fax data)."""
+
+    key: str  # stable per notice: Message-ID, Idempotency-Key
+    subject: str
+    text: str
+    items: tuple[dict[str, Any], ...] = ()  # the same, for machines
+    link: str | None = None  # where operators look (the console)
+
+
+@dataclass(frozen=True, slots=True)
 class DestinationType:
     """A kind of destination a plugin delivers to, declared by `faxflow_destination_types`.
 
