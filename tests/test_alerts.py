@@ -13,10 +13,12 @@ import pytest
 from servers.smtp import SmtpServer
 
 from faxflow.app import load_app
+from faxflow.hookspecs import hookimpl
 from faxflow.journal import SQLiteJournal
 from faxflow.runner import start_worker_thread
 from faxflow.simulator import Simulator, SimulatorServer
 from faxflow.simulator.minipdf import one_page_pdf
+from faxflow.types import DeliveryResult, DestinationType, Notice, Route
 
 CONFIG = """
 [retarus]
@@ -165,3 +167,44 @@ def test_several_workers_send_one_digest(tmp_path: Path, smtp: SmtpServer) -> No
         assert len(digests(smtp)) == 1
     finally:
         journal.close()
+
+
+class Pager:
+    """A third-party destination that takes alert digests (faxflow_notify)."""
+
+    def __init__(self) -> None:
+        self.pages: list[Notice] = []
+
+    @hookimpl
+    def faxflow_destination_types(self) -> list[DestinationType]:
+        return [DestinationType("pager")]
+
+    @hookimpl
+    def faxflow_notify(self, notice: Notice, route: Route) -> DeliveryResult | None:
+        if route.type != "pager":
+            return None
+        self.pages.append(notice)
+        return DeliveryResult.delivered(f"paged {route.options['to']}")
+
+
+def test_a_digest_goes_to_any_destination_that_takes_notices(tmp_path: Path) -> None:
+    from faxflow_alerts import Loop
+
+    pager = Pager()
+    config = tmp_path / "faxflow.toml"
+    config.write_text(
+        '[retarus]\nbase_url = "http://127.0.0.1:9/x"\nusername = "1"\npassword = "x"\n'
+        'topics = ["t"]\n[plugins.alerts]\nbatch_seconds = 0.01\n[[plugins.alerts.route]]\n'
+        'type = "pager"\nto = "+4917012345678"\n')
+    app = load_app(config, load=["alerts"], extra=[("pager", pager)])
+    journal = SQLiteJournal(tmp_path / "journal.sqlite")
+    try:
+        app.journal = journal
+        journal.records.raise_alert("quarantined:t:9", "quarantined", "from x: <b>hi</b>")
+        time.sleep(0.05)
+        assert Loop(app).once()
+    finally:
+        journal.close()
+    (notice,) = pager.pages
+    assert notice.subject == "faxflow: 1 fax(es) quarantined"
+    assert "from x: <b>hi</b>" in notice.text and notice.items[0]["kind"] == "quarantined"
