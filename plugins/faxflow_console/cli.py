@@ -284,7 +284,7 @@ def quarantine_show(config_path: Path, ident: int, as_json: bool) -> None:
 
 
 def _act(config_path: Path, idents: tuple[int, ...], everything: bool, reason: str | None,
-         since: str | None, until: str | None,
+         since: str | None, until: str | None, topic: str | None,
          one: Callable[[App, int], actions.Result],
          many: Callable[[App, FaxFilter], list[actions.Result]]) -> None:
     if bool(idents) == everything:
@@ -293,7 +293,7 @@ def _act(config_path: Path, idents: tuple[int, ...], everything: bool, reason: s
         results: list[actions.Result] = []
         if everything:
             results = many(app, FaxFilter(status="open", reason=reason, since=when(since),
-                                          until=when(until)))
+                                          until=when(until), topic=topic))
         for ident in idents:
             try:
                 results.append(one(app, ident))
@@ -316,6 +316,7 @@ def action_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--reason", help="With --all: reason contains this text."),
         click.option("--since", help="With --all: quarantined since (10:00, 2h...)."),
         click.option("--until", help="With --all: quarantined before."),
+        click.option("--topic", help="With --all: from this topic only."),
         click.option("--as", "who", default=getpass.getuser, show_default="your login",
                      help="Your name in the fax's timeline."),
         click.option("--note", default="", help="Why; kept in the timeline."),
@@ -327,10 +328,10 @@ def action_options(func: Callable[..., Any]) -> Callable[..., Any]:
 @quarantine.command("release")
 @action_options
 def quarantine_release(config_path: Path, idents: tuple[int, ...], everything: bool,
-                       reason: str | None, since: str | None, until: str | None, who: str,
-                       note: str) -> None:
+                       reason: str | None, since: str | None, until: str | None,
+                       topic: str | None, who: str, note: str) -> None:
     """Run the pipeline again on quarantined faxes, with the configuration as it is now."""
-    _act(config_path, idents, everything, reason, since, until,
+    _act(config_path, idents, everything, reason, since, until, topic,
          lambda app, i: actions.release(app, i, who, note),
          lambda app, flt: actions.bulk(app, flt, "release", who, note))
 
@@ -339,10 +340,10 @@ def quarantine_release(config_path: Path, idents: tuple[int, ...], everything: b
 @action_options
 @click.option("--target", required=True, help="A rule name from the configuration.")
 def quarantine_route(config_path: Path, idents: tuple[int, ...], everything: bool,
-                     reason: str | None, since: str | None, until: str | None, who: str,
-                     note: str, target: str) -> None:
+                     reason: str | None, since: str | None, until: str | None,
+                     topic: str | None, who: str, note: str, target: str) -> None:
     """Deliver quarantined faxes to the routes of a rule you pick."""
-    _act(config_path, idents, everything, reason, since, until,
+    _act(config_path, idents, everything, reason, since, until, topic,
          lambda app, i: actions.route(app, i, target, who, note),
          lambda app, flt: actions.bulk(app, flt, "route", who, note, target))
 
@@ -350,10 +351,10 @@ def quarantine_route(config_path: Path, idents: tuple[int, ...], everything: boo
 @quarantine.command("dismiss")
 @action_options
 def quarantine_dismiss(config_path: Path, idents: tuple[int, ...], everything: bool,
-                       reason: str | None, since: str | None, until: str | None, who: str,
-                       note: str) -> None:
+                       reason: str | None, since: str | None, until: str | None,
+                       topic: str | None, who: str, note: str) -> None:
     """Close quarantined faxes without delivering them (--note says why)."""
-    _act(config_path, idents, everything, reason, since, until,
+    _act(config_path, idents, everything, reason, since, until, topic,
          lambda app, i: actions.dismiss(app, i, who, note),
          lambda app, flt: actions.bulk(app, flt, "dismiss", who, note))
 
