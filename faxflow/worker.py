@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from faxflow import quarantine, spool
 from faxflow.ack import decide, describe
+from faxflow.housekeeping import Housekeeper
 from faxflow.paths import safe_extension
 from faxflow.retarus import NotFoundError, ProtocolError, TooLargeError
 from faxflow.types import Decision, Fax, Job, Problem, Verdict, Vote
@@ -55,15 +56,13 @@ class Worker:
         self.journal = app.journal
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
         self.on_idle = on_idle  # called when every topic came back empty (demo, tests)
+        self.housekeeper = Housekeeper(app, self.journal, self.worker_id)
         self._stop = threading.Event()
         self._cond = threading.Condition()
         self._in_flight = 0
         self._acks: dict[str, dict[str, Decided]] = {}
         self._topic_turn = 0
         self._busy: set[Path] = set()  # spool folders of the faxes in flight here
-        self._next_spool_check = 0.0
-        self._next_prune = 0.0
-        self._pull_noted: dict[str, float] = {}
         self.metrics = app.metrics
         # Fixed for the life of the worker (its thread pool); a reload changes it at restart.
         self.concurrency = app.config.worker.concurrency
@@ -87,7 +86,9 @@ class Worker:
         delay = 0.0
         try:
             while not self._stop.is_set():
-                self._housekeeping()
+                with self._cond:
+                    busy = set(self._busy)
+                self.housekeeper.tick(busy)
                 full = self._pull_round(executor)
                 if full:  # more are waiting: pull again as soon as enough slots are free
                     delay = 0.0
@@ -122,26 +123,6 @@ class Worker:
                 if left <= 0 or any(self._acks.values()):
                     return
                 self._cond.wait(left)
-
-    def _housekeeping(self) -> None:
-        """At start and then every lock timeout (at least a minute): remove what killed
-        workers left in the spool; hourly: forget what is older than the retention."""
-        now = time.monotonic()
-        if now < self._next_spool_check:
-            return
-        self._next_spool_check = now + max(60.0, float(self.app.config.retarus.lock_timeout))
-        with self._cond:
-            busy = set(self._busy)
-        try:
-            spool.clean_stale(self.app.spool_dir, self.journal, busy)
-            if now >= self._next_prune:
-                self._next_prune = now + 3600.0
-                days = self.app.config.journal.retention_days
-                gone = self.journal.prune(time.time() - days * 86400.0)
-                if gone:
-                    log.info("forgot %d fax(es) older than %d days (retention)", gone, days)
-        except Exception as exc:  # e.g. the journal out of reach: next time
-            log.warning("housekeeping failed: %s", exc)
 
     def _refresh_client(self) -> None:
         settings = self.app.config.retarus
@@ -188,7 +169,7 @@ class Worker:
                 continue
             self.metrics.pull_succeeded()
             self._confirm_acks(topic, pending)
-            self._note_pull(topic)
+            self.housekeeper.pulled(topic)
             for job in batch.jobs:
                 with self._cond:
                     self._in_flight += 1
@@ -201,17 +182,6 @@ class Worker:
         if self._free_slots() <= 0:
             return True  # every slot busy: more may be waiting
         return None if failed and not full else full
-
-    def _note_pull(self, topic: str) -> None:
-        """The last successful pull per topic, for operators (at most every 5 s)."""
-        now = time.monotonic()
-        if now - self._pull_noted.get(topic, -10.0) < 5.0:
-            return
-        self._pull_noted[topic] = now
-        try:
-            self.journal.records.pulled(topic, self.worker_id)
-        except Exception as exc:  # the journal is away: pulling goes on; the next call says so
-            log.warning("recording the pull failed: %s", exc)
 
     def _wait_for_slots(self, ack_delay: float = 0.5) -> None:
         """Wait until half the slots are free, so pulls come in batches rather than one job
