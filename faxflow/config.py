@@ -96,6 +96,11 @@ class WorkerSettings:
     grace_period: float = _opt(60.0, "Seconds in-flight faxes get to finish on SIGTERM.",
                                min=0.0)
     reload: bool = _opt(True, "Watch the config file and reload it when it changes.")
+    unreadable_pages: str = _opt(
+        "quarantine", "A fax with a page that could not be read (render or OCR failure, too "
+        "large, timed out): quarantine (the reason names document and page), or label: it "
+        "goes on with the label unreadable-pages, for a rule to route it to people "
+        "(docs/rules.md).", choices=("quarantine", "label"))
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ About 10 pages are OCR'd in the whole file (~1.5 s each); the rest never reaches
 
 from __future__ import annotations
 
+import io
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from PIL import Image
 
 import faxflow.config
 import faxflow.hookspecs
+from faxflow import protocol
 from faxflow.app import App
 from faxflow.errors import PermanentError
 from faxflow.samples import cer, make_fax, normalize_text
@@ -301,17 +303,75 @@ def test_a_slow_page_does_not_hold_back_the_next_ones(
 # --- limits ---------------------------------------------------------------------------------
 
 
-def test_pages_beyond_the_cap_are_recorded_as_skipped(tmp_path: Path) -> None:
-    sample = make_fax(kind="order", pages=3, resolution="standard", fmt="pdf", seed=5)
-    ocr = service(tmp_path, max_pages=1, cache=False)
+@pytest.mark.parametrize("fmt", ["pdf", "tiff"])
+def test_too_many_pages_quarantine_the_fax_before_any_page_is_decoded(
+        tmp_path: Path, fmt: str) -> None:
+    """The default: a document over max_pages is a permanent problem naming it, its page
+    count and max_pages, decided from the headers (tesseract never runs). It used to be
+    delivered with pages 2-3 silently empty."""
+    sample = make_fax(kind="order", pages=3, resolution="standard", fmt=fmt, seed=5)
+    app = make_app(tmp_path, "max_pages = 1")
+    document = write(tmp_path, f"c.{sample.extension}", sample.content)
+    fax = fax_of(document)
     try:
-        outcome = ocr.read(write(tmp_path, "c.pdf", sample.content).path, "c.pdf", "", "eng")
+        protocol.extract_text(fax, app)
+        assert app.state[faxflow_ocr.STATE_KEY].engine.calls == 0
     finally:
-        ocr.close()
-    assert ocr.engine.calls == 1
-    assert outcome.page_count == 3 and outcome.skipped == [2, 3]
-    assert outcome.pages[0].error is None and outcome.pages[0].text
-    assert [p.error for p in outcome.pages[1:]] == ["skipped: beyond max_pages (1)"] * 2
+        app.shutdown()
+    assert [(p.message, p.transient) for p in fax.problems] == [
+        (f"document 1 of 1 (c.{sample.extension}): 3 pages, more than max_pages (1); "
+         'not read (too_many_pages = "quarantine")', False)]
+    assert fax.pages == []
+
+
+@pytest.mark.parametrize("fmt", ["pdf", "tiff"])
+def test_too_many_pages_deliver_reads_max_pages_and_keeps_every_page(
+        tmp_path: Path, fmt: str) -> None:
+    """too_many_pages = "deliver": page 1 read, pages 2-3 marked skipped (not an error), and
+    the searchable PDF holds all 3 pages, the ones not read without a text layer."""
+    sample = make_fax(kind="order", pages=3, resolution="standard", fmt=fmt, seed=5)
+    app = make_app(tmp_path, 'max_pages = 1\ntoo_many_pages = "deliver"\n'
+                   "searchable_pdf = true")
+    document = write(tmp_path, f"c.{sample.extension}", sample.content)
+    fax = fax_of(document)
+    try:
+        protocol.extract_text(fax, app)
+        assert app.state[faxflow_ocr.STATE_KEY].engine.calls == 1
+    finally:
+        app.shutdown()
+    assert fax.problems == []
+    assert [(p.number, p.skipped, p.error) for p in fax.pages] == [
+        (1, False, None), (2, True, None), (3, True, None)]
+    assert fax.pages[0].text and (fax.pages_read, fax.pages_total) == (1, 3)
+    assert fax.scratch["ocr"][document.ref.name]["skipped"] == [2, 3]
+    searchable = fax.artifacts["searchable_pdf"]
+    assert pdf_pages(searchable) == 3
+    texts = [pdf_text(searchable, n) for n in (1, 2, 3)]
+    assert "order" in texts[0].lower() and texts[1:] == ["", ""]
+    images = pdf_images(searchable)
+    assert [page for page, _ in images] == [1, 2, 3]  # every page shows the fax
+    with Image.open(io.BytesIO(make_fax(kind="order", pages=3, resolution="standard",
+                                        fmt="tiff", seed=5).content)) as tiff:
+        tiff.seek(1)
+        assert images[1][1] == tiff.size  # the fax's own pixels, not re-rendered
+
+
+def pdf_pages(path: Path) -> int:
+    info = subprocess.run(["pdfinfo", str(path)], capture_output=True, text=True,
+                          check=True).stdout
+    return int(next(line.split()[1] for line in info.splitlines() if line.startswith("Pages:")))
+
+
+def pdf_text(path: Path, page: int) -> str:
+    return subprocess.run(["pdftotext", "-f", str(page), "-l", str(page), str(path), "-"],
+                          capture_output=True, text=True, check=True).stdout.strip("\f\n ")
+
+
+def pdf_images(path: Path) -> list[tuple[int, tuple[int, int]]]:
+    """(page, (width, height)) of every image, from `pdfimages -list`."""
+    rows = subprocess.run(["pdfimages", "-list", str(path)], capture_output=True, text=True,
+                          check=True).stdout.splitlines()[2:]
+    return [(int(r.split()[0]), (int(r.split()[3]), int(r.split()[4]))) for r in rows]
 
 
 def test_page_timeout_gives_a_page_error_and_is_not_cached(tmp_path: Path) -> None:
@@ -375,10 +435,11 @@ def test_small_page_with_a_huge_image_is_not_rendered(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("name", "content", "reason"), [
-    ("empty.pdf", b"", "document empty.pdf is empty (0 bytes)"),
+    ("empty.pdf", b"", "the file is empty (0 bytes)"),
     ("page.pdf", b"<html><body>Session expired</body></html>",
-     "not a PDF: page.pdf starts with '<html><body>'"),
-    ("fax.docx", b"PK\x03\x04rest", "unsupported document type: fax.docx starts with 'PK??rest'"),
+     "not a PDF: the file starts with '<html><body>'"),
+    ("fax.docx", b"PK\x03\x04rest",
+     "unsupported document type: the file starts with 'PK??rest'"),
     ("broken.pdf", b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog >>\nendobj\ngarbage\n",
      "PDF is damaged: Syntax Error: Couldn't find trailer dictionary"),
     ("bad.tif", b"II*\x00garbage", "TIFF is damaged: cannot identify image file bad.tif"),
