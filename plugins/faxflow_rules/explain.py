@@ -87,9 +87,11 @@ def _document_lines(docs: list[dict[str, Any]]) -> list[str]:
     for d in docs:
         lines.append(f"  {d['document']}: read {d['pages_read']} of {d['pages_total']} pages")
         lines += [f"    page {e['page']}: {e['error']}" for e in d["page_errors"]]
-        if d["pages_skipped"]:
-            lines.append(f"    pages {protocol.page_list(d['pages_skipped'])}: not read on "
-                         "purpose (skipped by the text-extraction plugin, e.g. max_pages)")
+        skipped = d["pages_skipped"]
+        if skipped:
+            lines.append(f"    page{'s' if len(skipped) > 1 else ''} "
+                         f"{protocol.page_list(skipped)}: not read on purpose (skipped by "
+                         "the text-extraction plugin, e.g. max_pages)")
     return lines
 
 
