@@ -875,3 +875,49 @@ def test_scratch_files_are_in_a_private_folder_beside_the_document(
     assert outcome.searchable_pdf is not None and outcome.searchable_pdf.is_file()
     assert sorted(p.name for p in document.parent.iterdir()) == ["s.searchable.pdf", "s.tif"]
     assert list(system_tmp.iterdir()) == []
+
+
+def test_an_old_cache_folder_is_tightened_and_other_files_are_left_alone(
+        tmp_path: Path) -> None:
+    """A cache folder an older version left 0755/0644 is made private on first use; a file
+    that is not the cache's (cache_dir pointed at a shared folder) is neither changed nor
+    pruned."""
+    import stat
+
+    from faxflow_ocr.cache import TextCache
+
+    folder = tmp_path / "ocr-cache"
+    folder.mkdir(mode=0o755)
+    old_db = folder / "ocr-cache.sqlite"
+    old_db.touch(mode=0o644)
+    foreign = folder / "notes.pdf"
+    foreign.write_bytes(b"%PDF not ours")
+    foreign.chmod(0o644)
+    os.utime(foreign, (0, 0))  # very old
+    cache = TextCache(folder)
+    cache.put("k", [PageText(1, "x")])
+    cache.prune(now=time.time() + 30 * 86400)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert stat.S_IMODE(old_db.stat().st_mode) == 0o600
+    assert foreign.read_bytes() == b"%PDF not ours"
+    assert stat.S_IMODE(foreign.stat().st_mode) == 0o644
+
+
+def test_budget_and_page_options_are_checked(tmp_path: Path) -> None:
+    pm = pluggy.PluginManager("faxflow")
+    pm.add_hookspecs(faxflow.hookspecs)
+    pm.register(faxflow_ocr, name="ocr")
+    config, _ = faxflow.config.parse(
+        '[plugins.ocr]\ndocument_timeout = 600\ntoo_many_pages = "truncate"\n'
+        "cache_max_mb = 0\n")
+    problems = {(p.path[-1], p.message) for p in App(pm=pm, config=config).check_config(config)}
+    assert problems == {
+        ("document_timeout", "must be less than [retarus] lock_timeout (600 s): a fax still "
+                             "being read would be handed out again"),
+        ("too_many_pages", "must be one of quarantine, deliver"),
+        ("cache_max_mb", "must be between 1 and 1e+06")}
+    app = make_app(tmp_path)  # no [retarus]: lock_timeout 600, so 300 s per document
+    try:
+        assert app.state[faxflow_ocr.STATE_KEY].document_timeout == 300
+    finally:
+        app.shutdown()

@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import sqlite3
 import threading
@@ -30,6 +31,8 @@ SCHEMA = "CREATE TABLE IF NOT EXISTS pages (key TEXT PRIMARY KEY, pages TEXT, cr
 PRUNE_EVERY = 3600.0  # seconds between prunings while texts are added
 # A PDF without a row may belong to an entry being written right now: leave it this long.
 ORPHAN_GRACE = 3600.0
+OWN_PDF = re.compile(r"[0-9a-f]{32}\.pdf|[0-9a-f]{32}\.\d+\.part")  # pdf_path, put_pdf
+OWN_FILE = re.compile(rf"ocr-cache\.sqlite(-wal|-shm|-journal)?|{OWN_PDF.pattern}")
 
 
 class TextCache:
@@ -50,15 +53,18 @@ class TextCache:
         return sqlite3.connect(self.path, timeout=30)
 
     def _prepare(self) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.folder, 0o700)  # mkdir's mode is cut by the umask; an old folder too
+        self.folder.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.folder.mkdir(0o700)  # a umask only takes bits away: 0700 stays 0700
+        except FileExistsError:
+            if self.path.exists():  # ours, from an older version (0755 under umask 022)
+                os.chmod(self.folder, 0o700)
         # The database file is made here, 0600, before SQLite opens it: SQLite creates its
         # -wal and -shm files with the database file's mode.
         os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0),
                          0o600))
-        for entry in self.folder.iterdir():  # files from before (0644 under umask 022)
-            if entry.is_file() and not entry.is_symlink():
-                os.chmod(entry, 0o600)
+        for entry in self._files():  # ours from before (0644 under umask 022)
+            os.chmod(entry, 0o600)
         with closing(sqlite3.connect(self.path, timeout=30)) as db, db:
             if db.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:
                 # Incremental: pruning can give the space back without rewriting the file.
@@ -127,14 +133,21 @@ class TextCache:
         for key in drop:
             self.pdf_path(key).unlink(missing_ok=True)
         kept_pdfs = {self.pdf_path(k).name for k in keep}
-        for leftover in [*self.folder.glob("*.pdf"), *self.folder.glob("*.part")]:
-            if leftover.name not in kept_pdfs and _age(leftover, now) > ORPHAN_GRACE:
+        for leftover in self._files():
+            if OWN_PDF.fullmatch(leftover.name) and leftover.name not in kept_pdfs \
+                    and _age(leftover, now) > ORPHAN_GRACE:
                 leftover.unlink(missing_ok=True)
         if drop:
             log.info("OCR cache: dropped %d entr%s (older than %g days or over %g MB)",
                      len(drop), "y" if len(drop) == 1 else "ies", self.max_age / 86400,
                      self.max_bytes / 1024 / 1024)
         return len(drop)
+
+
+    def _files(self) -> list[Path]:
+        """The cache's own files (never others that share a configured folder)."""
+        return [p for p in self.folder.iterdir() if OWN_FILE.fullmatch(p.name)
+                and p.is_file() and not p.is_symlink()]
 
 
 def _size(path: Path) -> int:

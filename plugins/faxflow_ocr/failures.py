@@ -46,8 +46,9 @@ def _tool_missing(exc: BaseException) -> bool:
     return type(exc).__name__ in ("TesseractNotFoundError", "PDFInfoNotInstalledError")
 
 
-def describe(exc: BaseException) -> str:
-    """A one-line text for a reason: the exception's type and its message, no traceback."""
+def describe(exc: BaseException, path: Path | None = None) -> str:
+    """A one-line text for a reason: the exception's type and its message (the document's
+    spool path shown as its name), no traceback."""
     if isinstance(exc, subprocess.CalledProcessError):
         stderr = exc.stderr.decode("utf-8", "replace") if isinstance(exc.stderr, bytes) \
             else str(exc.stderr or "")
@@ -55,6 +56,8 @@ def describe(exc: BaseException) -> str:
     else:
         message = str(exc) or "(no message)"
     text = f"{type(exc).__name__}: {message}"
+    if path is not None:
+        text = text.replace(str(path), path.name)
     return " ".join(text.split())[:300]
 
 
@@ -64,5 +67,4 @@ def document_error(exc: Exception, kind: str | None, path: Path) -> Exception:
     if is_transient(exc):
         return exc
     what = {"pdf": "PDF", "tiff": "TIFF"}.get(kind or "", "document")
-    message = describe(exc).replace(str(path), path.name)
-    return PermanentError(f"{what} is damaged: {message}")
+    return PermanentError(f"{what} is damaged: {describe(exc, path)}")
