@@ -81,8 +81,8 @@ class PytesseractEngine(_Counter):
         with _files(_for_cli(image), scratch) as (base, input_file):
             pt.run_tesseract(input_file, base, "pdf" if want_pdf else "tsv", languages,
                              config=config, timeout=_whole_seconds(timeout))
-            tsv = Path(f"{base}.tsv").read_text(encoding="utf-8", errors="replace")
-            pdf = Path(f"{base}.pdf").read_bytes() if want_pdf else None
+            tsv = _output(f"{base}.tsv").decode("utf-8", "replace")
+            pdf = _output(f"{base}.pdf") if want_pdf else None
         if pdf is not None and picture is not None:
             pdf = replace_picture(pdf, picture)
         text, confidence, words = parse_tsv(tsv)
@@ -98,8 +98,8 @@ class PytesseractEngine(_Counter):
                 pt.run_tesseract(input_file, base, "osd", "osd",
                                  config=f"--psm 0 --dpi {dpi}{self.folder}",
                                  timeout=_whole_seconds(timeout))
-                osd = Path(f"{base}.osd").read_text(encoding="utf-8", errors="replace")
-        except pt.TesseractError:
+                osd = _output(f"{base}.osd").decode("utf-8", "replace")
+        except (pt.TesseractError, NoOutput):
             return None  # too few characters to tell
         rotate = re.search(r"Rotate: (\d+)", osd)
         confidence = re.search(r"Orientation confidence: ([\d.]+)", osd)
@@ -160,6 +160,18 @@ def _files(image: Image.Image, scratch: Path | None) -> Iterator[tuple[str, str]
     finally:
         for leftover in Path(base).parent.glob(f"{Path(base).name}*"):
             leftover.unlink(missing_ok=True)
+
+
+class NoOutput(Exception):
+    """tesseract ended without writing its output file (the page's problem, not the
+    machine's: a missing file would otherwise read as the machine's ENOENT)."""
+
+
+def _output(name: str) -> bytes:
+    try:
+        return Path(name).read_bytes()
+    except FileNotFoundError:
+        raise NoOutput(f"tesseract wrote no {Path(name).suffix} output") from None
 
 
 def _whole_seconds(timeout: float) -> float:
