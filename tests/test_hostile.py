@@ -353,6 +353,8 @@ def test_a_document_over_the_size_cap_is_quarantined_at_once(run: Run) -> None:
     for name in ("over-the-size-cap",):
         meta = run.quarantined[_case(run, name).job_id]
         assert meta["attempt"] == 1, (name, meta["reasons"])
+        # named as extraction problems name a document
+        assert str(meta["reasons"][0]).startswith("core: download: document 1 of 1 (")
 
 
 @pytest.mark.parametrize("name", ["tiff-lzw", "tiff-packbits", "tiff-jpeg", "tiff-raw-8bit",
