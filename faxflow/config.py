@@ -174,6 +174,11 @@ class WorkerSettings:
     dir_mode: str = _opt("0700", "Permissions of the folders faxflow creates; \"0750\" gives "
                          "the group access.", pattern=r"^0?[0-7]{3}$",
                          pattern_help="an octal mode such as \"0700\" or \"0750\"")
+    unreadable_pages: str = _opt(
+        "quarantine", "A fax with a page that could not be read (render or OCR failure, too "
+        "large, timed out): quarantine (the reason names document and page), or label: it "
+        "goes on with the label unreadable-pages, for a rule to route it to people "
+        "(docs/rules.md).", choices=("quarantine", "label"))
 
 
 @dataclass(frozen=True)

@@ -390,7 +390,13 @@ def metadata(fax: Fax, *, text: bool = False) -> dict[str, Any]:
         "sender_fax_id": job.sender_fax_id,
         "receiver": str(job.receiver_isdn) if job.receiver_isdn else None,
         "receiver_fax_id": job.receiver_fax_id,
-        "pages": job.fax_page_count,
+        # Pages read, pages in the documents, and the count the sender's machine claimed
+        # (untrusted: it may be anything); None when no text was extracted.
+        "pages": fax.pages_read,
+        "pages_total": fax.pages_total,
+        "pages_reported": job.fax_page_count,
+        "page_errors": [{"document": p.document, "page": p.number, "error": p.error}
+                        for p in fax.pages if p.error],
         "status": job.fax_classic_status,
         "cost_center": job.cost_center,
         "documents": [{"name": d.ref.name, "size": d.size, "sha256": d.sha256}
@@ -415,13 +421,29 @@ def summary(fax: Fax) -> str:
     meta = metadata(fax)
     lines = [describe(fax), ""]
     for label, key in (("Received", "received"), ("From", "sender"),
-                       ("Sender fax id", "sender_fax_id"), ("To", "receiver"),
-                       ("Pages", "pages")):
+                       ("Sender fax id", "sender_fax_id"), ("To", "receiver")):
         if meta.get(key) is not None:
             lines.append(f"{label}: {one_line(str(meta[key]))}")
+    lines.append(f"Pages: {pages_line(fax)}")
     if fax.labels:
         lines.append(f"Labels: {', '.join(sorted(fax.labels))}")
     return "\n".join(lines)
+
+
+def pages_line(fax: Fax) -> str:
+    """ "3", or "read 200 of 500" when not every page was read, with the unreadable pages."""
+    read, total = fax.pages_read, fax.pages_total
+    if read is None or total is None:
+        reported = fax.job.fax_page_count
+        return f"{reported} (as the sender reported)" if reported is not None else "unknown"
+    if read == total:
+        return str(total)
+    failed = [p for p in fax.pages if p.error]
+    text = f"read {read} of {total}"
+    if failed:
+        where = ", ".join(f"{p.document} page {p.number}" for p in failed[:10])
+        text += f"; unreadable: {where}" + (" and more" if len(failed) > 10 else "")
+    return text
 
 
 def one_line(text: str, limit: int = 250) -> str:

@@ -136,10 +136,14 @@ def faxflow_extract_text(fax: Fax, document: Document, app: App) -> list[PageTex
     """Return the text of every page of one document.
 
     Fires once per downloaded document, unless the text is already known. Return one
-    `PageText` per page (a page that failed has ``error`` set and empty text); return None if
-    this plugin cannot read the document type, so the next one is asked. Stops at the first
-    non-None result. Raise `PermanentError` when the document cannot be read at all (corrupt,
-    not a fax document): the fax is quarantined with that reason.
+    `PageText` per page of the document: a page that failed has ``error`` set and empty text
+    (the core then quarantines the fax, or labels it ``unreadable-pages`` with
+    ``[worker] unreadable_pages = "label"``); a page not read on purpose has ``skipped=True``.
+    Return None if this plugin cannot read the document type, so the next one is asked. Stops
+    at the first non-None result. Raise `PermanentError` when the document cannot be read at
+    all (corrupt, not a fax document): the fax is quarantined with that reason, which the
+    core prefixes with the document ("document 2 of 3 (29.pdf): "), so say only what is
+    wrong.
     """
 
 

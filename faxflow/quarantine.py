@@ -36,8 +36,13 @@ def fax_metadata(fax: Fax) -> dict[str, Any]:
         "results": {k: {"outcome": r.outcome.value, "detail": r.detail,
                         "reference": r.reference} for k, r in fax.results.items()},
         "problems": [asdict(p) for p in fax.problems],
+        # Counts as in the delivered metadata (pages read, in the documents, the sender's
+        # claim); "pages" here is the list of pages.
+        "pages_read": fax.pages_read,
+        "pages_total": fax.pages_total,
+        "pages_reported": fax.job.fax_page_count,
         "pages": [{"document": p.document, "number": p.number, "confidence": p.confidence,
-                   "error": p.error} for p in fax.pages],
+                   "error": p.error, "skipped": p.skipped} for p in fax.pages],
     }
 
 

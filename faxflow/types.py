@@ -139,14 +139,14 @@ class Document:
 class PageText:
     """Text of one page as extracted by a text-extraction plugin.
 
-    `error` is set (and `text` empty) when this page could not be read; the other pages
-    still count.
+    `error` is set (and `text` empty) when this page could not be read: a failure, which the
+    core does not let pass as a blank page (``[worker] unreadable_pages``). `skipped` marks a
+    page not read on purpose (e.g. beyond the OCR plugin's ``max_pages``): not a failure,
+    but it is not counted as read either.
 
     What `faxflow_extract_text` returns, one per page; the core appends them to
-    ``fax.pages``. A page with an `error` (the engine failed or timed out on it) is not a
-    problem of the fax: a plugin that needs every page can vote not-yet on it. `confidence`
-    is None when the engine gives none. The core fills in `document` when the extractor
-    leaves it empty.
+    ``fax.pages``. `confidence` is None when the engine gives none. The core fills in
+    `document` when the extractor leaves it empty.
     """
 
     number: int  # 1-based page number within its document
@@ -154,6 +154,12 @@ class PageText:
     confidence: float | None = None  # mean word confidence 0..100, if the engine gives one
     error: str | None = None
     document: str = ""  # DocumentRef.name this page belongs to
+    skipped: bool = False
+
+    @property
+    def read(self) -> bool:
+        """Whether this page's text was actually read."""
+        return self.error is None and not self.skipped
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,6 +347,17 @@ class Fax:
     def text(self) -> str:
         """All pages' text, pages separated by a form feed."""
         return "\f".join(p.text for p in self.pages)
+
+    @property
+    def pages_total(self) -> int | None:
+        """Pages in the documents, as text extraction found them; None if nothing was read
+        (no text-extraction plugin). The sender's own count is ``job.fax_page_count``."""
+        return len(self.pages) if self.pages else None
+
+    @property
+    def pages_read(self) -> int | None:
+        """Pages whose text was read (not failed, not skipped); None as for `pages_total`."""
+        return sum(p.read for p in self.pages) if self.pages else None
 
 
 @dataclass(frozen=True, slots=True)

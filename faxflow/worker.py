@@ -23,6 +23,7 @@ from faxflow import quarantine, spool
 from faxflow.ack import decide, describe
 from faxflow.housekeeping import Housekeeper
 from faxflow.paths import safe_extension
+from faxflow.protocol import document_label
 from faxflow.retarus import NotFoundError, ProtocolError, TooLargeError
 from faxflow.types import Decision, Fax, Job, Problem, Verdict, Vote
 
@@ -323,18 +324,20 @@ class Worker:
         folder = spool.make_fax_dir(self.app.spool_dir, fax.topic, fax.id,
                                     self.app.config.dir_mode)
         limit = self.app.config.retarus.max_download_bytes
+        count = len(fax.job.documents)
         for i, ref in enumerate(fax.job.documents, start=1):
             dest = folder / f"document-{i}.{safe_extension(ref.extension)}"
+            label = document_label(i, count, ref.name)
             try:
                 fax.documents.append(self.client.download(ref, dest, max_bytes=limit))
             except NotFoundError as exc:
-                fax.problems.append(Problem("download", None, f"document {ref.name} is gone "
-                                            f"at Retarus (expired?): {exc}", transient=False))
+                fax.problems.append(Problem("download", None, f"{label}: gone at Retarus "
+                                            f"(expired?): {exc}", transient=False))
             except (TooLargeError, ProtocolError) as exc:  # no second try can fix the document
-                fax.problems.append(Problem("download", None, f"document {ref.name or i}: {exc}",
+                fax.problems.append(Problem("download", None, f"{label}: {exc}",
                                             transient=False))
             except Exception as exc:  # network, credentials: may work on the next attempt
-                fax.problems.append(Problem("download", None, f"document {ref.name or i}: {exc}"))
+                fax.problems.append(Problem("download", None, f"{label}: {exc}"))
         if not fax.job.documents:
             fax.problems.append(Problem("download", None, "the job lists no document",
                                         transient=False))
