@@ -64,6 +64,7 @@ __all__ = [
     "inside",
     "metadata",
     "one_line",
+    "pages_line",
     "permanent",
     "policy_from",
     "retry",
@@ -431,7 +432,8 @@ def summary(fax: Fax) -> str:
 
 
 def pages_line(fax: Fax) -> str:
-    """ "3", or "read 200 of 500" when not every page was read, with the unreadable pages."""
+    """How many pages a fax has, for people: "3", or "read 200 of 500" when not every page
+    was read (naming the unreadable ones), or the sender's claim when nothing was read."""
     read, total = fax.pages_read, fax.pages_total
     if read is None or total is None:
         reported = fax.job.fax_page_count

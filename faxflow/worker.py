@@ -322,7 +322,7 @@ class Worker:
     def _download(self, fax: Fax) -> bool:
         """Download every document; a failure becomes a problem on the fax."""
         folder = spool.make_fax_dir(self.app.spool_dir, fax.topic, fax.id,
-                                    self.app.config.dir_mode)
+                                    self.app.config.dir_mode, self.app.config.file_mode)
         limit = self.app.config.retarus.max_download_bytes
         count = len(fax.job.documents)
         for i, ref in enumerate(fax.job.documents, start=1):
