@@ -39,6 +39,7 @@ from faxflow.types import (
     Notice,
     PageText,
     Route,
+    Target,
     Vote,
 )
 
@@ -257,13 +258,19 @@ class App:
 
     def route_targets(self) -> list[str]:
         """Every target an operator may pick (`faxflow_route_targets`), sorted, unique."""
-        names: set[str] = set()
-        for name, found, exc in self._each("faxflow_route_targets", app=self):
+        return sorted(self.targets())
+
+    def targets(self) -> dict[str, Target]:
+        """The targets by name, with the labels each gives (`faxflow_route_targets`)."""
+        found: dict[str, Target] = {}
+        for name, given, exc in self._each("faxflow_route_targets", app=self):
             if exc is not None:
                 log.error("plugin %s raised in faxflow_route_targets: %r", name, exc)
-            elif found is not None:
-                names.update(str(n) for n in found)
-        return sorted(names)
+                continue
+            for item in given or ():
+                target = item if isinstance(item, Target) else Target(str(item))
+                found.setdefault(target.name, target)
+        return found
 
     def route_to(self, fax: Fax, target: str) -> list[Route] | None:
         """Run `faxflow_route_to`: the routes of the target an operator picked, rendered for

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
         Notice,
         PageText,
         Route,
+        Target,
         Vote,
     )
 
@@ -181,10 +182,11 @@ def faxflow_hold_vote(fax: Fax, app: App) -> Vote | None:
 
 
 @hookspec
-def faxflow_route_targets(app: App) -> Iterable[str] | None:
+def faxflow_route_targets(app: App) -> Iterable[Target | str] | None:
     """Name the targets an operator may send a fax to by hand (`faxflow_route_to`), e.g.
-    the rules plugin's rule names. Contributions are merged; used by the console and
-    ``faxflow quarantine route``."""
+    the rules plugin's rules, as `Target` objects (with the labels each gives) or plain
+    names. Contributions are merged; used by the console and ``faxflow quarantine route``.
+    """
 
 
 @hookspec(firstresult=True)

@@ -60,8 +60,9 @@ CREATE TABLE IF NOT EXISTS delivery (
 CREATE INDEX IF NOT EXISTS fax_state ON fax (state);
 """
 # Schema versions in PRAGMA user_version: 1 the tables above, 2 fax records, timeline and the
-# shared quarantine (faxflow.records) and each delivery's destination type, 3 alerts.
-SCHEMA_VERSION = 3
+# shared quarantine (faxflow.records) and each delivery's destination type, 3 alerts,
+# 4 operators' decisions.
+SCHEMA_VERSION = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,7 +254,8 @@ class SQLiteJournal:
                 raise sqlite3.DatabaseError(
                     f"the journal {self.path} has schema version {version}, newer than this "
                     f"faxflow knows ({SCHEMA_VERSION}): upgrade faxflow")
-            steps = [(1, SCHEMA), (2, records.schema("sqlite")), (3, records.schema("sqlite"))]
+            # 3 and 4 only added tables: the records script (all IF NOT EXISTS) brings them.
+            steps = [(1, SCHEMA), *((n, records.schema("sqlite")) for n in (2, 3, 4))]
             for number, script in steps:
                 if version < number:
                     for statement in filter(str.strip, script.split(";")):

@@ -80,6 +80,7 @@ CREATE INDEX IF NOT EXISTS faxflow_fax_state ON faxflow_fax (state);
 MIGRATIONS.append((2, records.schema("postgresql")
                    + "ALTER TABLE faxflow_delivery ADD COLUMN IF NOT EXISTS type TEXT;"))
 MIGRATIONS.append((3, records.schema("postgresql")))  # alerts (its tables are new; the rest exists)
+MIGRATIONS.append((4, records.schema("postgresql")))  # operators' decisions, likewise
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 SCHEMA_LOCK = 7_446_230_911  # pg_advisory_xact_lock key: one worker migrates at a time
 

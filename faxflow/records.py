@@ -26,7 +26,7 @@ T = TypeVar("T")
 STATUSES = ("processing", "retrying", "delivered", "quarantined", "released", "routed",
             "dismissed")
 QUARANTINE_STATES = ("open", "released", "routed", "dismissed")
-EVENTS = ("received", "text read", "routed", "delivered", "retried", "quarantined",
+EVENTS = ("received", "text read", "routed", "delivered", "retried", "quarantined", "queued",
           "acknowledged", "released", "route chosen", "dismissed", "notified", "failed")
 TAG_KINDS = ("label", "rule", "destination")
 
@@ -121,6 +121,15 @@ CREATE TABLE IF NOT EXISTS faxflow_alert (
     first {real} NOT NULL,
     sent {real}
 );
+CREATE TABLE IF NOT EXISTS faxflow_decision (
+    record_id {big} NOT NULL,
+    at {real} NOT NULL,
+    who TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT,
+    labels TEXT
+);
+CREATE INDEX IF NOT EXISTS faxflow_decision_at ON faxflow_decision (at);
 CREATE TABLE IF NOT EXISTS faxflow_lease (
     name TEXT PRIMARY KEY,
     owner TEXT NOT NULL,
@@ -236,6 +245,20 @@ class Alert:
     record_id: int | None
     detail: str
     first: float
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorDecision:
+    """An operator routed (or released, dismissed) a fax: who, when, to what, with which
+    labels, and the fax's text as the worker read it (None where it is not kept)."""
+
+    record_id: int
+    at: float
+    who: str
+    action: str
+    target: str | None
+    labels: tuple[str, ...]
+    text: str | None
 
 
 @dataclass(slots=True)
@@ -423,9 +446,11 @@ class RecordStore:
 
     def quarantine(self, topic: str, fax_id: str, documents: Iterable[tuple[str, str, bytes]],
                    reasons: Sequence[str], votes: dict[str, Any], metadata: dict[str, Any],
-                   delivered: Sequence[str], text: str | None, worker: str) -> int:
+                   delivered: Sequence[str], text: str | None, worker: str,
+                   event: str = "quarantined") -> int:
         """Keep a fax in the shared quarantine (documents as (name, extension, bytes)),
-        replacing what an earlier attempt kept; it is open until an operator resolves it."""
+        replacing what an earlier attempt kept; it is open until an operator resolves it.
+        `event` names it in the timeline ("queued" when a route put it there for review)."""
         import hashlib
 
         now = self.clock()
@@ -449,7 +474,7 @@ class RecordStore:
             c.execute("UPDATE faxflow_record SET status = 'quarantined', reason = ?, "
                       "updated = ? WHERE id = ?", (reason, now, ident))
             c.execute("INSERT INTO faxflow_event (record_id, time, name, worker, detail) "
-                      "VALUES (?, ?, 'quarantined', ?, ?)", (ident, now, worker, reason))
+                      "VALUES (?, ?, ?, ?, ?)", (ident, now, event, worker, reason))
             return ident
 
         return self.db.run("keep a fax in the quarantine", op, transaction=True)
@@ -555,6 +580,27 @@ class RecordStore:
             return True
 
         return self.db.run("resolve a quarantined fax", op, transaction=True)
+
+    # --- operators' decisions (what a learning classifier learns from) ----------------
+
+    def decided(self, ident: int, who: str, action: str, target: str | None,
+                labels: Iterable[str]) -> None:
+        """Note an operator's decision on a fax: the action, the target picked and the
+        labels that target gives (as the configuration said then)."""
+        now = self.clock()
+        self.db.run("record a decision", lambda c: c.execute(
+            "INSERT INTO faxflow_decision (record_id, at, who, action, target, labels) "
+            "VALUES (?, ?, ?, ?, ?, ?)", (ident, now, who, action, target,
+                                          _json(sorted(labels)))))
+
+    def decisions(self, since: float = 0.0) -> list[OperatorDecision]:
+        """Decisions since `since`, oldest first, with the fax's text where it is kept."""
+        rows = self.db.run("read decisions", lambda c: c.execute(
+            "SELECT d.record_id, d.at, d.who, d.action, d.target, d.labels, r.text "
+            "FROM faxflow_decision d JOIN faxflow_record r ON r.id = d.record_id "
+            "WHERE d.at >= ? ORDER BY d.at", (since,)).fetchall())
+        return [OperatorDecision(int(r[0]), float(r[1]), r[2], r[3], r[4],
+                                 tuple(_load(r[5], [])), r[6]) for r in rows]
 
     # --- reading (the console) -------------------------------------------------------
 
@@ -743,7 +789,7 @@ class RecordStore:
             old = "SELECT id FROM faxflow_record WHERE updated < ? AND id NOT IN " \
                   "(SELECT record_id FROM faxflow_quarantine WHERE state = 'open')"
             for table in ("faxflow_event", "faxflow_tag", "faxflow_qdoc", "faxflow_quarantine",
-                          "faxflow_alert"):
+                          "faxflow_alert", "faxflow_decision"):
                 c.execute(f"DELETE FROM {table} WHERE record_id IN ({old})", (before,))  # noqa: S608
             return c.execute(f"DELETE FROM faxflow_record WHERE id IN ({old})",  # noqa: S608
                              (before,)).rowcount

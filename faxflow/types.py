@@ -29,6 +29,7 @@ __all__ = [
     "PageText",
     "Problem",
     "Route",
+    "Target",
     "Verdict",
     "Vote",
 ]
@@ -375,6 +376,15 @@ class Decision:
     verdict: Verdict
     reasons: tuple[str, ...]
     votes: dict[str, Vote | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where an operator may send a fax by hand (`faxflow_route_targets`): its name and the
+    labels it gives the fax (a rule's), which a learning classifier takes as the answer."""
+
+    name: str
+    labels: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

@@ -283,3 +283,55 @@ def test_lifecycle_and_hand_routing_hooks(tmp_path: Path) -> None:
         assert observer.seen == ["read 0", "routed ['legal-team/0']"]
     finally:
         app.journal.close()
+
+
+def test_a_queue_route_waits_for_a_person_whose_decision_is_kept(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """needs-review faxes go to the shared queue; routing one by hand to a rule that labels
+    keeps the decision (target, labels, the fax's text) for a classifier to learn from."""
+    from faxflow_console import actions
+
+    (tmp_path / "out").mkdir()
+    config = tmp_path / "faxflow.toml"
+    config.write_text("""
+[plugins.folder]
+base = "out"
+[plugins.rules.default]
+[[plugins.rules.default.route]]
+type = "queue"
+reason = "needs review: nobody knows what it is"
+[[rule]]
+name = "lab-results"
+labels = ["lab_result"]
+when.csid = "NEVER"
+[[rule.route]]
+type = "folder"
+path = "lab"
+""")
+    monkeypatch.delenv("FAXFLOW_LOAD_PLUGINS", raising=False)
+    app = load_app(config, load=["rules", "folder", "console", "history"])
+    app.journal = open_journal("sqlite", tmp_path / "journal.sqlite")
+    try:
+        pdf = tmp_path / "a.pdf"
+        pdf.write_bytes(one_page_pdf("Potassium 4.1 mmol/l"))
+        from faxflow.types import Document, DocumentRef, Job, PageText
+
+        fax = Fax(job=Job(id="lab-1"), topic="t", documents=[Document(
+            DocumentRef("", "lab-1.pdf", "pdf"), pdf, pdf.stat().st_size, "x", None)])
+        fax.pages = [PageText(1, "Potassium 4.1 mmol/l", document="lab-1.pdf")]
+        decision = app.process_fax(fax)
+        assert decision.verdict.value == "ack"  # delivered to the queue: acknowledged
+        (row, item), = app.journal.records.quarantine_list()[0]
+        assert item.reasons == ("needs review: nobody knows what it is",)
+        detail = app.journal.records.fax(item.id)
+        assert detail is not None and "queued" in [e.name for e in detail.events]
+        assert app.targets()["lab-results"].labels == {"lab_result"}
+        result = actions.route(app, item.id, "lab-results", "dana")
+        assert result.done, result.message
+        assert len(list((tmp_path / "out" / "lab").glob("*.pdf"))) == 1
+        (kept,) = app.journal.records.decisions()
+        assert (kept.who, kept.action, kept.target, kept.labels) == (
+            "dana", "routed", "lab-results", ("lab_result",))
+        assert kept.text is not None and "Potassium" in kept.text
+    finally:
+        app.journal.close()

@@ -202,7 +202,7 @@ def test_an_old_sqlite_journal_is_migrated(tmp_path: Path) -> None:
     try:
         assert journal.routes("t", "1")["r/0"].state == "delivered"
         journal.records.event("t", "1", "received", "w")
-        assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 3
+        assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 4
     finally:
         journal.close()
     sqlite3.connect(path).execute("PRAGMA user_version = 99").connection.commit()

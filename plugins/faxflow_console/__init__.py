@@ -2,13 +2,59 @@
 shared quarantine — `faxflow faxes`, `faxflow quarantine` (actions.py, cli.py) and, with the
 ``console`` extra, the web console `faxflow console`. Reads and writes only through the
 journal's records (faxflow.records) and the core's protocol; see docs/console.md.
+
+It also declares the destination type ``queue``: a route that puts the fax into the shared
+queue for a person to route (e.g. faxes a classifier labelled ``needs-review``)::
+
+    [[rule.route]]
+    type = "queue"
+    reason = "needs review: the classifier was not sure"
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import click
 
+from faxflow import delivery
+from faxflow.app import App
 from faxflow.hookspecs import hookimpl
+from faxflow.paths import safe_extension
+from faxflow.types import DeliveryResult, DestinationType, Fax, Route
+
+
+def check_options(options: Mapping[str, Any]) -> list[str]:
+    return delivery.check_types(options, {"reason": (str,)})
+
+
+@hookimpl
+def faxflow_destination_types() -> list[DestinationType]:
+    return [DestinationType("queue", check_options,
+                            "Keep the fax in the shared queue for a person to route.")]
+
+
+@hookimpl
+def faxflow_deliver(fax: Fax, route: Route, app: App) -> DeliveryResult | None:
+    if route.type != "queue":
+        return None
+    if app.journal is None:
+        return DeliveryResult.transient("queue: no journal is open")
+    records = app.journal.records
+    ident = records.fax_id(fax.topic, fax.id)
+    item = records.quarantine_item(ident) if ident is not None else None
+    if item is not None and item.state != "open":  # resolved meanwhile: do not reopen it
+        return DeliveryResult.delivered(f"queue: #{item.id} {item.state} already",
+                                        reference=f"#{item.id}")
+    reason = delivery.one_line(str(route.options.get("reason") or "needs review"), 300)
+    documents = [(d.ref.name or f"document-{i}", safe_extension(d.ref.extension),
+                  d.path.read_bytes()) for i, d in enumerate(fax.documents, start=1)]
+    metadata = {"job": fax.job.raw, "labels": sorted(fax.labels), "attempt": fax.attempt,
+                "route": route.key}
+    ident = records.quarantine(fax.topic, fax.id, documents, [reason], {}, metadata, [],
+                               fax.text, str(fax.scratch.get("owner") or ""), event="queued")
+    return DeliveryResult.delivered(f"queue: #{ident} waits for a person", reference=f"#{ident}")
 
 
 @hookimpl

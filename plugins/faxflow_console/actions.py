@@ -106,8 +106,10 @@ def release(app: App, ident: int, who: str, note: str = "") -> Result:
 
 def route(app: App, ident: int, target: str, who: str, note: str = "") -> Result:
     """Deliver to a target from the configuration (a rule's routes), whatever the fax's
-    content would have chosen. Closed as "routed" when every route is delivered."""
-    if target not in app.route_targets():
+    content would have chosen. Closed as "routed" when every route is delivered; the
+    decision (target and the labels it gives) is kept, for a classifier to learn from."""
+    chosen = app.targets().get(target)
+    if chosen is None:
         raise ActionError(f"no target {target!r}; choose one of: "
                           f"{', '.join(app.route_targets()) or '(none configured)'}")
     with claimed(app, ident, who) as item, rebuilt(app, item) as fax:
@@ -120,13 +122,17 @@ def route(app: App, ident: int, target: str, who: str, note: str = "") -> Result
         if not fax.problems:
             routes = protocol.run_stage(fax, "route", lambda: app.route_to(fax, target))
             fax.routes = list(routes or [])
+            fax.labels |= chosen.labels  # what the operator said it is
             if not fax.problems and not fax.routes:
                 raise ActionError(f"target {target!r} has no routes for this fax")
         if not fax.problems:
             app.notify("faxflow_fax_routed", fax=fax, app=app)
             protocol.deliver(fax, app)
         decision = decide(app.ack_votes(fax))
-        return _close(app, item, fax, decision, who, note, "routed", f"to {target}", before)
+        result = _close(app, item, fax, decision, who, note, "routed", f"to {target}", before)
+        if result.done:
+            records(app).decided(item.id, who, "routed", target, chosen.labels)
+        return result
 
 
 def dismiss(app: App, ident: int, who: str, note: str) -> Result:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from faxflow.config import errors
 from faxflow.errors import ConfigError, PermanentError
 from faxflow.hookspecs import hookimpl
-from faxflow.types import Classification, Route
+from faxflow.types import Classification, Route, Target
 
 from . import ruleset
 from .ruleset import RuleSet
@@ -122,9 +122,10 @@ def faxflow_route(fax: Fax, app: App) -> list[Route]:
 
 
 @hookimpl
-def faxflow_route_targets(app: App) -> list[str]:
+def faxflow_route_targets(app: App) -> list[Target]:
     rules = current(app)
-    return [r.name for r in rules.rules if r.routes] + [ruleset.DEFAULT_NAME]
+    return [Target(r.name, r.labels) for r in rules.rules if r.routes] + [
+        Target(ruleset.DEFAULT_NAME, rules.default.labels)]
 
 
 @hookimpl
