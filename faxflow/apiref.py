@@ -47,7 +47,7 @@ GROUPS = (
               "faxflow.metrics:Metrics.total", "faxflow.app:load_app", "faxflow.config:Config",
               "faxflow.config:ConfigProblem", "faxflow.config:KeyPath",
               "faxflow.config:as_problems", "faxflow.types:DestinationType",
-              "faxflow.types:Notice")),
+              "faxflow.types:Notice", "faxflow.types:Target")),
     Group("Per-app state", "``from faxflow.stash import StashKey``: plugin state kept in the "
           "app (``app.stash``), never in module globals.", ("faxflow.stash:*",),
           module_doc="faxflow.stash"),
