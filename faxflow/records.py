@@ -647,13 +647,31 @@ class RecordStore:
             failing = c.execute(
                 f"SELECT type, COUNT(*), MIN(updated) FROM {self.delivery} "  # noqa: S608
                 "WHERE state = 'transient' AND type IS NOT NULL GROUP BY type").fetchall()
+            in_flight = c.execute("SELECT COUNT(*) FROM faxflow_record WHERE status IN "
+                                  "('processing', 'retrying')").fetchone()[0]
             return {"by_status": {k: int(v) for k, v in by_status.items()},
                     "per_hour": [(int(h) * 3600, int(n)) for h, n in hours],
                     "last_pull": {t: float(a) for t, a in pulls},
                     "open_quarantine": int(open_items),
+                    "in_flight": int(in_flight),
                     "failing": {t: (int(n), _epoch(u)) for t, n, u in failing}}
 
         return self.db.run("read the overview", op)
+
+    def status_counts(self, since: float) -> dict[str, int]:
+        """Faxes first seen since `since`, by status."""
+        rows = self.db.run("count faxes", lambda c: c.execute(
+            "SELECT status, COUNT(*) FROM faxflow_record WHERE seen >= ? GROUP BY status",
+            (since,)).fetchall())
+        return {str(k): int(v) for k, v in rows}
+
+    def quarantine_reasons(self, limit: int = 10) -> list[tuple[str, int]]:
+        """The commonest reasons of the open quarantine items, with how many have each."""
+        rows = self.db.run("group the quarantine", lambda c: c.execute(
+            "SELECT r.reason, COUNT(*) FROM faxflow_quarantine q JOIN faxflow_record r "
+            "ON r.id = q.record_id WHERE q.state = 'open' GROUP BY r.reason "
+            "ORDER BY COUNT(*) DESC, r.reason LIMIT ?", (limit,)).fetchall())
+        return [(str(reason or ""), int(n)) for reason, n in rows]
 
     # --- retention -------------------------------------------------------------------
 

@@ -188,6 +188,14 @@ def test_overview(opener: Opener) -> None:
     assert view["open_quarantine"] == 1 and "t" in view["last_pull"]
     assert view["failing"]["email"][0] == 1
     assert sum(n for _, n in view["per_hour"]) == 2
+    records.event("t", "d", "received", "w1", status="processing")
+    records.quarantine("t", "e", [], ["r"], {}, {}, [], None, "w1")
+    records.quarantine("t", "f", [], ["other"], {}, {}, [], None, "w1")
+    assert records.overview(since=clock.now)["in_flight"] == 1
+    assert records.status_counts(clock.now - 1000) == {"delivered": 1, "quarantined": 3,
+                                                       "processing": 1}
+    assert records.status_counts(clock.now + 1) == {}
+    assert records.quarantine_reasons() == [("r", 2), ("other", 1)]
 
 
 def test_an_old_sqlite_journal_is_migrated(tmp_path: Path) -> None:
