@@ -202,8 +202,12 @@ class Console:
             return Who(Session.new(), None, True)
         return Who(session, user, False)
 
-    def respond(self, who: Who, response: Response) -> Response:
-        if who.new_cookie:
+    def respond(self, who: Who, response: Response, anonymous: bool = False) -> Response:
+        """`response` with the session's cookie if the session is new: a user's (the
+        trusted header), or, with `anonymous`, one for the sign-in form's CSRF token. No
+        other answer sets a cookie, so a request from another site cannot replace the
+        session of someone signed in."""
+        if who.new_cookie and (who.user is not None or anonymous):
             self.set_cookie(response, who.session)
         return response
 
@@ -251,7 +255,7 @@ class Console:
             now=self.clock(), loaded_at=loaded.at, config_name=self.app.config.path.name
             if self.app.config.path else "", version=__version__,
             open_items=context.pop("open_items", None), **context)
-        return self.respond(who, HTMLResponse(html, status))
+        return self.respond(who, HTMLResponse(html, status), template == "login.html")
 
     def error(self, request: Request, status: int, message: str) -> Response:
         try:
