@@ -14,6 +14,7 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -75,8 +76,6 @@ def serve(app: App, config_path: Path | None,
           ready: Callable[[Settings, int], None] | None = None) -> None:
     """Run the console for `app` (journal open) until interrupted. `ready(settings, port)`
     is called once it listens."""
-    import uvicorn
-
     from . import SETTINGS
     from .web import build
 
@@ -94,10 +93,7 @@ def serve(app: App, config_path: Path | None,
         reloader.start()
     asgi, _ = build(app)
     host, port = settings.address
-    config = uvicorn.Config(asgi, host=host, port=port, log_config=None, access_log=False,
-                            proxy_headers=False, server_header=False, lifespan="off",
-                            timeout_graceful_shutdown=5)
-    server = uvicorn.Server(config)
+    server = server_for(asgi, host, port)
     try:
         app.startup()
         if ready is not None:
@@ -122,6 +118,19 @@ def serve(app: App, config_path: Path | None,
     if not server.started:
         raise click.ClickException(f"the console could not listen on {settings.listen} "
                                    "(see the log above)")
+
+
+def server_for(asgi: Any, host: str, port: int) -> Any:
+    """A uvicorn server for the console: its access log off for good (it would log query
+    strings), no Server header, the client address as the TCP peer (X-Forwarded-For is
+    read by the console itself, and only from trusted proxies)."""
+    import uvicorn
+
+    config = uvicorn.Config(asgi, host=host, port=port, log_config=None, access_log=False,
+                            proxy_headers=False, server_header=False, lifespan="off",
+                            timeout_graceful_shutdown=5)
+    logging.getLogger("uvicorn.access").disabled = True
+    return uvicorn.Server(config)
 
 
 @console.command("hash-password")

@@ -265,6 +265,11 @@ class Console:
         return self.page(request, who, "error.html", status, title="Error", code=status,
                          message=message)
 
+    def failed(self, request: Request) -> Response:
+        return self.error(request, 500, "Something went wrong on our side. It was logged "
+                                        "(without details). Try again, or ask your "
+                                        "administrator.")
+
     # --- sign-in ----------------------------------------------------------------------
 
     async def login_form(self, request: Request) -> Response:
@@ -672,25 +677,27 @@ class Frame:
 
         try:
             await self.app(scope, limited_receive, send_with_headers)
-        except Exception as exc:
-            if status[0]:
-                raise
-            where = traceback.extract_tb(exc.__traceback__)[-1:]
-            at = f"{Path(where[0].filename).name}:{where[0].lineno} in {where[0].name}" \
-                if where else "?"
-            log.error("internal error on %s %s: %s at %s (details withheld: they may "
-                      "hold fax data; --log-level debug shows them)", scope.get("method"),
-                      path if SAFE_PATH.match(path) else "(path withheld)",
-                      type(exc).__name__, at)
-            log.debug("internal error", exc_info=True)
-            response = self.console.error(Request(scope), 500, "Something went wrong on our "
-                                          "side. The error was logged (without details). "
-                                          "Try again, or ask your administrator.")
-            await response(scope, receive, send_with_headers)
+        except Exception as exc:  # never re-raised: the server would log its message
+            log_error(scope, exc)
+            if not status[0]:
+                await self.console.failed(Request(scope))(scope, receive, send_with_headers)
         finally:
             log.info("%s %s %d %.0f ms", scope.get("method"),
                      path if SAFE_PATH.match(path) else "(path withheld)", status[0],
                      (time.monotonic() - started) * 1000)
+
+
+def log_error(scope: Scope, exc: BaseException) -> None:
+    """An internal error, logged by type and place only: its message and the traceback's
+    values may hold fax data (--log-level debug shows everything)."""
+    where = traceback.extract_tb(exc.__traceback__)[-1:]
+    at = f"{Path(where[0].filename).name}:{where[0].lineno} in {where[0].name}" \
+        if where else "?"
+    path = str(scope.get("path", ""))
+    log.error("internal error on %s %s: %s at %s (details withheld: they may hold fax data)",
+              scope.get("method"), path if SAFE_PATH.match(path) else "(path withheld)",
+              type(exc).__name__, at)
+    log.debug("internal error", exc_info=exc)
 
 
 def build(app: App, clock: Callable[[], float] = time.time) -> tuple[ASGIApp, Console]:
@@ -706,6 +713,9 @@ def build(app: App, clock: Callable[[], float] = time.time) -> tuple[ASGIApp, Co
                 return console.respond(go.who, RedirectResponse(go.location, 303))
             except Refused as refused:
                 return console.error(request, refused.status, refused.message)
+            except Exception as exc:  # here, before Starlette would log it with its message
+                log_error(request.scope, exc)
+                return console.failed(request)
         return endpoint
 
     c = console
