@@ -78,7 +78,10 @@ CREATE INDEX IF NOT EXISTS faxflow_fax_state ON faxflow_fax (state);
 """),
 ]
 MIGRATIONS.append((2, records.schema("postgresql")
-                   + "ALTER TABLE faxflow_delivery ADD COLUMN IF NOT EXISTS type TEXT;"))
+                   + "ALTER TABLE faxflow_delivery ADD COLUMN IF NOT EXISTS type TEXT;"
+                   # the console's failing destinations, without reading every delivery
+                   + "CREATE INDEX IF NOT EXISTS faxflow_delivery_transient ON "
+                     "faxflow_delivery (type, updated) WHERE state = 'transient';"))
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 SCHEMA_LOCK = 7_446_230_911  # pg_advisory_xact_lock key: one worker migrates at a time
 

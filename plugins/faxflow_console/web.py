@@ -341,7 +341,7 @@ class Console:
                          statuses=STATUSES, chart=bars, open_items=data["open_quarantine"])
 
     def _overview(self, today: float, week: float) -> dict[str, Any]:
-        data = self.records.overview(min(week, self.clock() - 86400))
+        data = self.records.overview(self.clock() - 86400 - 3600)  # the chart's 24 hours
         data["week"] = self.records.status_counts(week)
         data["today"] = self.records.status_counts(today)
         return data
