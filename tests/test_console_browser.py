@@ -257,6 +257,17 @@ def still_open(page: Page, site: Site, which: str) -> bool:
     return "Quarantine: open" in page.locator("#quarantine").inner_text()
 
 
+def unlabelled(page: Page) -> list[str]:
+    """Form controls and images a screen reader could not name."""
+    return list(page.evaluate("""() => [
+        ...Array.from(document.querySelectorAll(
+            'input:not([type=hidden]), select, textarea, button')).filter(e =>
+            !(e.labels && e.labels.length) && !e.getAttribute('aria-label')
+            && !(e.tagName === 'BUTTON' && e.textContent.trim())),
+        ...Array.from(document.querySelectorAll('img')).filter(e => !e.alt),
+    ].map(e => e.outerHTML)"""))
+
+
 def screenshot(page: Page, site: Site, name: str) -> None:
     path = site.config.parent / "screenshots" / f"console-{name}.png"
     path.parent.mkdir(exist_ok=True)
@@ -292,6 +303,7 @@ def test_operator_fixes_the_configuration_and_releases_a_quarantined_fax(
     assert queue.get_by_role("row").count() == 3  # the header and two items
     assert "missing-folder does not exist" in queue.inner_text()
     screenshot(page, site, "quarantine")
+    assert unlabelled(page) == []
 
     page.get_by_role("link", name=f"#{site.ids['plain']}").click()
     assert page.get_by_role("heading", name=f"Fax #{site.ids['plain']}").is_visible()
@@ -304,6 +316,9 @@ def test_operator_fixes_the_configuration_and_releases_a_quarantined_fax(
     assert "Referral for patient PID-4711" in page.locator("pre.text").text_content()
     assert "Default route: used" in page.locator("pre.explain").inner_text()
     screenshot(page, site, "fax")
+    assert unlabelled(page) == []
+    page.keyboard.press("Tab")  # the first stop skips the navigation
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
 
     # The fix: the folder setting names the folder that exists. The console reloads it.
     loaded = page.locator("footer .config").get_attribute("data-loaded")
@@ -316,8 +331,10 @@ def test_operator_fixes_the_configuration_and_releases_a_quarantined_fax(
     wait_for(reloaded, 20, "the console to reload its configuration")
     assert list(site.out.iterdir()) == []
 
-    page.get_by_role("button", name="Release").click()
-    page.wait_for_load_state()
+    release = page.get_by_role("button", name="Release")  # with the keyboard
+    release.focus()
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
     assert "released: delivered to default/0" in page.get_by_role("status").inner_text()
     assert "Quarantine: released" in page.locator("#quarantine").inner_text()
     last = page.locator(".timeline li").last.inner_text()

@@ -8,6 +8,7 @@ The browser-side attacks (XSS, forged cross-site forms) are in test_console_brow
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import re
@@ -103,11 +104,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def console(tmp_path: Path) -> Iterator[Console]:
-    (tmp_path / "out").mkdir()
+@contextlib.contextmanager
+def running(tmp_path: Path, config_text: str = CONFIG) -> Iterator[Console]:
+    """The console on a fresh journal, served by uvicorn in a thread on a free port."""
+    (tmp_path / "out").mkdir(exist_ok=True)
     config = tmp_path / "faxflow.toml"
-    config.write_text(CONFIG)
+    config.write_text(config_text)
     app = load_app(config, load=["rules", "folder", "history", "console"])
     app.journal = open_journal("sqlite", tmp_path / "journal.sqlite")
     clock = Clock()
@@ -126,6 +128,12 @@ def console(tmp_path: Path) -> Iterator[Console]:
         server.should_exit = True
         thread.join(10)
         app.journal.close()
+
+
+@pytest.fixture
+def console(tmp_path: Path) -> Iterator[Console]:
+    with running(tmp_path) as started:
+        yield started
 
 
 def csrf(html: str) -> str:
@@ -545,3 +553,17 @@ def test_the_trusted_header_counts_only_from_the_listed_proxies(console: Console
     configure(["127.0.0.1"], role="viewer")
     carol = console.client().get("/", headers={"X-Forwarded-User": "carol"})
     assert carol.status_code == 200 and "carol <span class=\"role\">(viewer)" in carol.text
+
+
+def test_a_path_in_base_url_serves_the_console_under_it(tmp_path: Path) -> None:
+    config = CONFIG.replace("session_minutes = 30",
+                            'session_minutes = 30\nbase_url = "https://example.org/fax"')
+    with running(tmp_path, config) as console:
+        client = console.client()
+        assert client.get("/fax/").headers["location"] == "/fax/login"
+        login = client.get("/fax/login")
+        assert "Path=/fax" in login.headers["set-cookie"] and "Secure" in \
+            login.headers["set-cookie"]
+        assert 'href="/fax/static/console.css"' in login.text
+        assert client.get("/fax/static/console.css").status_code == 200
+        assert client.get("/login").status_code == 404

@@ -220,7 +220,7 @@ class Console:
 
     async def form(self, request: Request, who: Who) -> FormData:
         """The POSTed form, once its CSRF token is the session's (else 403)."""
-        form = await request.form(max_files=0, max_fields=50, max_part_size=MAX_BODY)
+        form = await request.form(max_files=0, max_fields=50)  # bodies: at most MAX_BODY
         token = form.get("csrf")
         origin = request.headers.get("origin")
         if origin and origin != "null" and origin not in self.origins(request):
