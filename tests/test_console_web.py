@@ -451,6 +451,13 @@ def test_hostile_fax_data_is_escaped_everywhere(console: Console) -> None:
     payload = '<script>alert(1)</script>"><img src=x onerror=alert(2)>'
     ident = console.quarantine("x", reason=f"reason {payload}", csid=payload,
                                documents=[(payload, payload, one_page_pdf("x"))])
+    from faxflow.records import Info
+
+    assert console.app.journal is not None
+    console.app.journal.records.describe("t", "x", Info(
+        fields={payload: payload}, labels=[payload], rules=[payload], text=payload,
+        routes=[{"key": payload, "type": payload, "rule": payload}]))
+    console.app.journal.records.event("t", "x", payload, payload, payload)
     alice = signed_in(console)
     for path in ("/faxes", f"/faxes/{ident}", "/quarantine", "/"):
         html = alice.get(path).text
@@ -480,6 +487,7 @@ def test_an_internal_error_shows_no_details_and_logs_none(
     assert "Jane" not in response.text and "Traceback" not in response.text
     assert "ValueError" in caplog.text and "Jane" not in caplog.text
     assert alice.get("/no/such/page").status_code == 404
+    assert alice.get(f"/faxes/{10**30}").status_code == 404
 
 
 # --- documents ----------------------------------------------------------------------------

@@ -442,7 +442,7 @@ class Console:
 
     async def fax(self, request: Request) -> Response:
         who = self.guard(request)
-        ident = int(request.path_params["ident"])
+        ident = number_in(request, "ident")
         detail = await run_in_threadpool(self.records.fax, ident)
         if detail is None:
             raise Refused(404, "There is no such fax (it may have been pruned).")
@@ -466,9 +466,9 @@ class Console:
 
     async def image(self, request: Request) -> Response:
         self.guard(request)
-        ident = int(request.path_params["ident"])
-        index = int(request.path_params["doc"])
-        page = int(request.path_params["page"])
+        ident = number_in(request, "ident")
+        index = number_in(request, "doc")
+        page = number_in(request, "page")
         size = "thumb" if request.url.path.endswith("/thumb.png") else "page"
         png = await run_in_threadpool(self._image, ident, index, page, size)
         return Response(png, media_type="image/png",
@@ -492,8 +492,8 @@ class Console:
 
     async def download(self, request: Request) -> Response:
         self.guard(request)
-        ident = int(request.path_params["ident"])
-        index = int(request.path_params["doc"])
+        ident = number_in(request, "ident")
+        index = number_in(request, "doc")
         _, extension, data = await run_in_threadpool(self._document, ident, index)
         kind = kind_of(extension, data)
         ext = {"pdf": "pdf", "tiff": "tif"}.get(kind.name, safe_extension(extension))
@@ -528,7 +528,7 @@ class Console:
         who = self.guard(request, operator=True)
         form = await self.form(request, who)
         assert who.user is not None
-        ident = int(request.path_params["ident"])
+        ident = number_in(request, "ident")
         action = request.path_params["action"]
         if action not in ("release", "route", "dismiss"):
             raise Refused(404, "There is no such action.")
@@ -590,6 +590,14 @@ class Redirect(Exception):
         super().__init__(location)
         self.location = location
         self.who = who
+
+
+def number_in(request: Request, name: str) -> int:
+    """A number from the path (record, document, page); 404 beyond what a database holds."""
+    value = int(request.path_params[name])
+    if value > 2**63 - 1:
+        raise Refused(404, "There is no such page.")
+    return value
 
 
 def explain_text(detail: FaxDetail) -> str | None:
