@@ -103,6 +103,14 @@ class Renderer:
 
     # --- images ----------------------------------------------------------------------
 
+    def cached(self, sha256: str, page: int, size: str) -> bytes | None:
+        """The image if it was drawn already (the document need not be read for it)."""
+        with self._lock:
+            png = self._cache.get((sha256, page, size))
+            if png is not None:
+                self._cache.move_to_end((sha256, page, size))
+            return png
+
     def png(self, sha256: str, extension: str, data: bytes, page: int, size: str) -> bytes:
         """One page as PNG, `size` "thumb" or "page"; Unreadable if it cannot be drawn."""
         key = (sha256, page, size)

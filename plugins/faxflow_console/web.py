@@ -253,8 +253,7 @@ class Console:
             operator=who.operator, csrf=who.session.csrf, via=who.session.via,
             flashes=self.store.flashes(who.session.sid) if who.user else [],
             now=self.clock(), loaded_at=loaded.at, config_name=self.app.config.path.name
-            if self.app.config.path else "", version=__version__,
-            open_items=context.pop("open_items", None), **context)
+            if self.app.config.path else "", version=__version__, **context)
         return self.respond(who, HTMLResponse(html, status), template == "login.html")
 
     def error(self, request: Request, status: int, message: str) -> Response:
@@ -338,7 +337,7 @@ class Console:
         bars = chart.bars([(t, n) for t, n in data["per_hour"] if t >= day_ago - 3600],
                           self.clock())
         return self.page(request, who, "overview.html", title="Overview", data=data,
-                         statuses=STATUSES, chart=bars, open_items=data["open_quarantine"])
+                         statuses=STATUSES, chart=bars)
 
     def _overview(self, today: float, week: float) -> dict[str, Any]:
         data = self.records.overview(self.clock() - 86400 - 3600)  # the chart's 24 hours
@@ -475,6 +474,11 @@ class Console:
                         headers={"cache-control": "private, no-store"})
 
     def _image(self, ident: int, index: int, page: int, size: str) -> bytes:
+        item = self.records.quarantine_item(ident)  # without the documents' content
+        known = next((d for d in item.documents if d.index == index), None) if item else None
+        cached = self.renderer.cached(known.sha256, page, size) if known else None
+        if cached is not None:
+            return cached
         doc = self._document(ident, index)
         try:
             return self.renderer.png(doc[0], doc[1], doc[2], page, size)
