@@ -693,10 +693,11 @@ class Frame:
             log_error(scope, exc)
             if not status[0]:
                 await self.console.failed(Request(scope))(scope, receive, send_with_headers)
-        finally:
-            log.info("%s %s %d %.0f ms", scope.get("method"),
-                     path if SAFE_PATH.match(path) else "(path withheld)", status[0],
-                     (time.monotonic() - started) * 1000)
+        finally:  # health checks and static files at debug: they would drown the rest
+            quiet = static or path == self.console.settings.prefix + "/healthz"
+            log.log(logging.DEBUG if quiet else logging.INFO, "%s %s %d %.0f ms",
+                    scope.get("method"), path if SAFE_PATH.match(path) else "(path withheld)",
+                    status[0], (time.monotonic() - started) * 1000)
 
 
 def log_error(scope: Scope, exc: BaseException) -> None:
