@@ -263,6 +263,9 @@ class SQLiteJournal:
             columns = {row[1] for row in db.execute("PRAGMA table_info(delivery)")}
             if "type" not in columns:
                 db.execute("ALTER TABLE delivery ADD COLUMN type TEXT")
+            # The console's failing destinations, without reading every delivery ever made.
+            db.execute("CREATE INDEX IF NOT EXISTS delivery_transient ON delivery "
+                       "(type, updated) WHERE state = 'transient'")
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             db.execute("COMMIT")
         except BaseException:

@@ -80,7 +80,11 @@ CREATE INDEX IF NOT EXISTS faxflow_fax_state ON faxflow_fax (state);
 MIGRATIONS.append((2, records.schema("postgresql")
                    + "ALTER TABLE faxflow_delivery ADD COLUMN IF NOT EXISTS type TEXT;"))
 MIGRATIONS.append((3, records.schema("postgresql")))  # alerts (its tables are new; the rest exists)
-MIGRATIONS.append((4, records.schema("postgresql")))  # operators' decisions, likewise
+# 4: operators' decisions (new tables, likewise), and the console's failing destinations
+# without reading every delivery.
+MIGRATIONS.append((4, records.schema("postgresql")
+                   + "CREATE INDEX IF NOT EXISTS faxflow_delivery_transient ON "
+                     "faxflow_delivery (type, updated) WHERE state = 'transient';"))
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 SCHEMA_LOCK = 7_446_230_911  # pg_advisory_xact_lock key: one worker migrates at a time
 

@@ -606,17 +606,32 @@ class RecordStore:
 
     def faxes(self, flt: FaxFilter | None = None, after: Cursor | None = None,
               limit: int = 50) -> tuple[list[FaxRow], Cursor | None]:
-        """Faxes matching `flt`, newest first, and the cursor of the next page (or None)."""
+        """Faxes matching `flt`, newest first, and the cursor of the next page (or None).
+
+        The plan, for millions of rows on either database: each filter that has an index
+        of its own (a sender or receiver prefix, a label, rule or destination) is first
+        probed for at most PROBE matching ids. If one of them has fewer, those ids are all
+        the candidates, checked against the other filters by primary key and sorted (a
+        specific number, a rare label). Otherwise every filter matches many faxes, and the
+        newest matching ones are found by walking the (status, seen) or (seen) index
+        newest first, testing each row: about `limit` / share-of-matching rows are read.
+        Text and reason searches are only ever tested row by row.
+        """
         flt = flt or FaxFilter()
+        candidates = self._candidates(flt)
         where: list[str] = []
         params: list[Any] = []
-        table = "faxflow_record r"
-        tags = [(k, v) for k, v in (("label", flt.label), ("rule", flt.rule),
-                                    ("destination", flt.destination)) if v]
-        for i, (kind, value) in enumerate(tags):
-            table += (f" JOIN faxflow_tag t{i} ON t{i}.record_id = r.id AND t{i}.kind = ? "
-                      f"AND t{i}.value = ?")
-            params += [kind, value]
+        if candidates is not None:
+            if not candidates:
+                return [], None
+            where.append(f"r.id IN ({', '.join('?' * len(candidates))})")
+            params += candidates
+        for kind, value in (("label", flt.label), ("rule", flt.rule),
+                            ("destination", flt.destination)):
+            if value:
+                where.append("EXISTS (SELECT 1 FROM faxflow_tag t WHERE t.kind = ? AND "
+                             "t.value = ? AND t.record_id = r.id)")
+                params += [kind, value]
         for column in ("status", "topic"):
             value = getattr(flt, column)
             if value:
@@ -626,7 +641,13 @@ class RecordStore:
             value = getattr(flt, column)
             if value:
                 low, high = prefix_range(value)
-                where.append(f"r.{column} >= ? AND r.{column} < ?")
+                # Many rows match (else they are the candidates): walking by time finds the
+                # newest soon. SQLite, knowing nothing of how many rows a range holds, would
+                # take the column's index and sort them all, so it is hidden from it there;
+                # PostgreSQL estimates the range from its statistics and walks by time.
+                expr = f"(r.{column} || '')" if candidates is None and \
+                    self.db.dialect == "sqlite" else f"r.{column}"
+                where.append(f"{expr} >= ? AND {expr} < ?")
                 params += [low, high]
         if flt.since is not None:
             where.append("r.seen >= ?")
@@ -643,8 +664,10 @@ class RecordStore:
         if after is not None:
             where.append("(r.seen < ? OR (r.seen = ? AND r.id < ?))")
             params += [after.seen, after.seen, after.id]
+            where.append("r.seen <= ?")  # the same, as a range an index can start from
+            params.append(after.seen)
         columns = ", ".join(f"r.{c.strip()}" for c in _ROW.split(","))
-        sql = (f"SELECT {columns} FROM {table} "  # noqa: S608 - names are ours, values params
+        sql = (f"SELECT {columns} FROM faxflow_record r "  # noqa: S608 - names ours, values params
                f"{'WHERE ' + ' AND '.join(where) if where else ''} "
                "ORDER BY r.seen DESC, r.id DESC LIMIT ?")
         rows = self.db.run("list faxes", lambda c: c.execute(sql, (*params, limit + 1))
@@ -652,6 +675,39 @@ class RecordStore:
         found = [_row(r) for r in rows[:limit]]
         cursor = Cursor(found[-1].seen, found[-1].id) if len(rows) > limit else None
         return found, cursor
+
+    PROBE = 2000  # candidate ids fetched from one filter's index before walking by time
+
+    def _candidates(self, flt: FaxFilter) -> list[int] | None:
+        """The ids matching the most selective indexed filter, if it matches fewer than
+        PROBE faxes; None when every indexed filter matches more (or there is none)."""
+        probes: list[tuple[str, list[Any]]] = []
+        for column in ("sender", "receiver"):
+            value = getattr(flt, column)
+            if value:
+                low, high = prefix_range(value)
+                probes.append((f"SELECT id FROM faxflow_record WHERE {column} >= ? AND "  # noqa: S608
+                               f"{column} < ?", [low, high]))
+        for kind, value in (("label", flt.label), ("rule", flt.rule),
+                            ("destination", flt.destination)):
+            if value:
+                probes.append(("SELECT record_id FROM faxflow_tag WHERE kind = ? AND "
+                               "value = ?", [kind, value]))
+        if not probes:
+            return None
+
+        def op(c: Runner) -> list[int] | None:
+            best: list[int] | None = None
+            for sql, params in probes:
+                ids = [int(r[0]) for r in c.execute(f"{sql} LIMIT ?",
+                                                    (*params, self.PROBE + 1)).fetchall()]
+                if len(ids) <= self.PROBE and (best is None or len(ids) < len(best)):
+                    best = ids
+                    if not ids:
+                        break
+            return best
+
+        return self.db.run("probe a filter", op)
 
     def fax(self, ident: int) -> FaxDetail | None:
         """Everything about one fax: record, routes with their outcome, timeline,
@@ -717,10 +773,13 @@ class RecordStore:
             failing = c.execute(
                 f"SELECT type, COUNT(*), MIN(updated) FROM {self.delivery} "  # noqa: S608
                 "WHERE state = 'transient' AND type IS NOT NULL GROUP BY type").fetchall()
+            in_flight = c.execute("SELECT COUNT(*) FROM faxflow_record WHERE status IN "
+                                  "('processing', 'retrying')").fetchone()[0]
             return {"by_status": {k: int(v) for k, v in by_status.items()},
                     "per_hour": [(int(h) * 3600, int(n)) for h, n in hours],
                     "last_pull": {t: float(a) for t, a in pulls},
                     "open_quarantine": int(open_items),
+                    "in_flight": int(in_flight),
                     "failing": {t: (int(n), _epoch(u)) for t, n, u in failing}}
 
         return self.db.run("read the overview", op)
@@ -779,6 +838,25 @@ class RecordStore:
                              "AND until <= ?", (owner, now + seconds, name, now)).rowcount == 1
 
         return bool(self.db.run("take a lease", op, transaction=True))
+
+    def status_counts(self, since: float) -> dict[str, int]:
+        """Faxes first seen since `since`, by status (each status counted in its own
+        (status, seen) index range: a week of a busy site is read from the index alone)."""
+        def op(c: Runner) -> dict[str, int]:
+            counts = {status: int(c.execute(
+                "SELECT COUNT(*) FROM faxflow_record WHERE status = ? AND seen >= ?",
+                (status, since)).fetchone()[0]) for status in STATUSES}
+            return {k: v for k, v in counts.items() if v}
+
+        return self.db.run("count faxes", op)
+
+    def quarantine_reasons(self, limit: int = 10) -> list[tuple[str, int]]:
+        """The commonest reasons of the open quarantine items, with how many have each."""
+        rows = self.db.run("group the quarantine", lambda c: c.execute(
+            "SELECT r.reason, COUNT(*) FROM faxflow_quarantine q JOIN faxflow_record r "
+            "ON r.id = q.record_id WHERE q.state = 'open' GROUP BY r.reason "
+            "ORDER BY COUNT(*) DESC, r.reason LIMIT ?", (limit,)).fetchall())
+        return [(str(reason or ""), int(n)) for reason, n in rows]
 
     # --- retention -------------------------------------------------------------------
 

@@ -321,7 +321,7 @@ path = "lab"
         fax.pages = [PageText(1, "Potassium 4.1 mmol/l", document="lab-1.pdf")]
         decision = app.process_fax(fax)
         assert decision.verdict.value == "ack"  # delivered to the queue: acknowledged
-        (row, item), = app.journal.records.quarantine_list()[0]
+        (_row, item), = app.journal.records.quarantine_list()[0]
         assert item.reasons == ("needs review: nobody knows what it is",)
         detail = app.journal.records.fax(item.id)
         assert detail is not None and "queued" in [e.name for e in detail.events]

@@ -115,6 +115,41 @@ def test_lists_filter_and_page_by_keyset(opener: Opener) -> None:
     assert recent and all(r.seen >= clock.now - 5 for r in recent)
 
 
+def test_both_list_plans_find_the_same_faxes(opener: Opener) -> None:
+    """A filter with few matches is answered from its index's candidates; with many, by
+    walking newest first. Forcing one plan or the other must not change any answer."""
+    journal, clock = store(opener)
+    records = journal.records
+    for i in range(40):
+        records.event("t", f"f{i}", "received", "w1",
+                      status="quarantined" if i % 4 == 0 else "delivered")
+        records.describe("t", f"f{i}", Info(
+            sender=f"+4989{i % 5}{i}", receiver=f"+4930{i % 2}",
+            labels=["lab"] + (["urgent"] if i % 7 == 0 else []), rules=[f"r{i % 3}"],
+            routes=[{"key": "a/0", "type": "email" if i % 2 else "folder"}]))
+    filters = [FaxFilter(sender="+49891"), FaxFilter(sender="+4989", label="urgent"),
+               FaxFilter(label="lab", rule="r1", status="quarantined"),
+               FaxFilter(destination="folder", receiver="+49300"),
+               FaxFilter(sender="+4989", since=clock.now - 30, until=clock.now - 10),
+               FaxFilter(label="nobody"), FaxFilter(sender="+4989", label="lab")]
+    for flt in filters:
+        answers = []
+        for probe in (2000, 0):  # candidates from an index / walking by time
+            records.PROBE = probe
+            pages, cursor = [], None
+            while True:
+                rows, cursor = records.faxes(flt, cursor, limit=4)
+                pages += [r.fax_id for r in rows]
+                if cursor is None:
+                    break
+            answers.append(pages)
+        assert answers[0] == answers[1], flt
+    records.PROBE = 2000
+    assert len(records.faxes(FaxFilter(sender="+4989", label="lab"), limit=100)[0]) == 40
+    assert [r.fax_id for r in records.faxes(FaxFilter(label="urgent"))[0]] == \
+        ["f35", "f28", "f21", "f14", "f7", "f0"]
+
+
 def test_quarantine_is_shared_claimed_once_and_resolved(opener: Opener) -> None:
     journal, _ = store(opener)
     records = journal.records
@@ -188,6 +223,14 @@ def test_overview(opener: Opener) -> None:
     assert view["open_quarantine"] == 1 and "t" in view["last_pull"]
     assert view["failing"]["email"][0] == 1
     assert sum(n for _, n in view["per_hour"]) == 2
+    records.event("t", "d", "received", "w1", status="processing")
+    records.quarantine("t", "e", [], ["r"], {}, {}, [], None, "w1")
+    records.quarantine("t", "f", [], ["other"], {}, {}, [], None, "w1")
+    assert records.overview(since=clock.now)["in_flight"] == 1
+    assert records.status_counts(clock.now - 1000) == {"delivered": 1, "quarantined": 3,
+                                                       "processing": 1}
+    assert records.status_counts(clock.now + 1) == {}
+    assert records.quarantine_reasons() == [("r", 2), ("other", 1)]
 
 
 def test_an_old_sqlite_journal_is_migrated(tmp_path: Path) -> None:
