@@ -36,12 +36,13 @@ COPY . .
 # --build-arg PIP_CA_BUNDLE=/mnt/ca-certificates.crt (the mount leaves nothing in the image).
 ARG PIP_CA_BUNDLE=""
 # Extras: "postgresql" (psycopg, libpq inside) for the shared journal, "demo" (a local SMTP
-# server) so `docker run faxflow demo` works. pip stays in the venv so derived images can add
-# plugins: FROM faxflow + RUN pip install faxflow-yourplugin.
+# server) so `docker run faxflow demo` works, "console" (Starlette, uvicorn, argon2) for the
+# web console (`faxflow console`, compose's console service). pip stays in the venv so derived
+# images can add plugins: FROM faxflow + RUN pip install faxflow-yourplugin.
 # hadolint ignore=DL3013
 RUN if [ -n "$PIP_CA_BUNDLE" ]; then export PIP_CERT="$PIP_CA_BUNDLE"; fi \
     && python3 -m venv /opt/faxflow \
-    && /opt/faxflow/bin/pip install ".[postgresql,demo]" \
+    && /opt/faxflow/bin/pip install ".[postgresql,demo,console]" \
     && /opt/faxflow/bin/faxflow --version
 
 # --- runtime: Debian + OCR tools + the venv, no compilers, no pip cache, no source tree -------
@@ -94,7 +95,8 @@ USER 10001:10001
 WORKDIR /var/lib/faxflow
 VOLUME ["/var/lib/faxflow/journal", "/var/lib/faxflow/spool", \
         "/var/lib/faxflow/quarantine", "/var/lib/faxflow/out"]
-EXPOSE 8000
+# 8000: the worker's health and metrics; 8090: the web console (`faxflow console`).
+EXPOSE 8000 8090
 
 # No curl in the image: the venv's Python asks /healthz; any error or non-2xx exits 1.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \

@@ -36,19 +36,52 @@ from faxflow.types import (
     DestinationType,
     Document,
     Fax,
+    Notice,
     PageText,
     Route,
+    Target,
     Vote,
 )
 
 if TYPE_CHECKING:
     from faxflow.journal import Journal
 
+# What plugins use (docs/api.md); the rest of the module is the core's.
+__all__ = [
+    "App",
+    "load_app",
+]
+
 log = logging.getLogger("faxflow")
 
 
 @dataclass
 class App:
+    """What every hook's ``app`` argument is: the running faxflow, one per worker process (and
+    a fresh one per test with the ``faxflow_app_factory`` fixture).
+
+    For plugins:
+
+    - `config`: the configuration in use. A hot reload replaces it once every plugin's
+      `faxflow_configure` has accepted the new one (during that hook ``app.config`` is still
+      the old one: use the hook's `config` argument), so look it up when you need it.
+    - `state`: free space for app-wide state (connection pools, clients, compiled
+      settings) under a key of your own, e.g. ``"plugins.<name>"`` as the built-ins do. It
+      outlives reloads: `faxflow_configure` may find and replace what it stored last time,
+      and `faxflow_shutdown` should close what it holds.
+    - `metrics`: this app's Prometheus metrics; add your own counters with
+      ``app.metrics.counter(...)``.
+    - `destinations`: every declared `DestinationType` by name; read only.
+    - `warnings`: the configuration's warnings as printed (``file:line: warning: ...``).
+
+    The core's own, to read at most: `pm` (the pluggy plugin manager), `report` (which
+    plugins loaded or failed, by name) and `journal` (the record of every fax's attempts and
+    deliveries that the delivery guarantees rest on; None until the worker opens it, so in
+    ``faxflow check`` and in plugin commands). The methods that call hooks (`process_fax`,
+    `classify`, `deliver`, ...) are how the core runs the protocol: a plugin's tests may call
+    them, a plugin's hooks should not.
+    """
+
     pm: pluggy.PluginManager
     config: Config = field(default_factory=lambda: Config({}))
     journal: Journal | None = None
@@ -67,14 +100,19 @@ class App:
 
     @property
     def spool_dir(self) -> Path:
+        """Where documents are downloaded: ``[worker] spool_dir``, relative to the config
+        file's folder."""
         return self.config.resolve(self.config.worker.spool_dir)
 
     @property
     def quarantine_dir(self) -> Path:
+        """Where quarantined faxes are kept: ``[worker] quarantine_dir``, relative to the
+        config file's folder."""
         return self.config.resolve(self.config.worker.quarantine_dir)
 
     def plugin_options(self, name: str) -> dict[str, Any]:
-        """The ``[plugins.<name>]`` table of the configuration in use ({} if absent)."""
+        """The ``[plugins.<name>]`` table of the configuration in use, or an empty dict
+        (``app.config.plugin_options(name)``). Secrets in it are resolved: never log it whole."""
         return self.config.plugin_options(name)
 
     def plugin_name(self, plugin: object) -> str | None:
@@ -87,7 +125,9 @@ class App:
 
     def load_destination_types(self) -> list[str]:
         """Collect destination types, each marked with its plugin's name; returns error
-        messages for duplicate names and for what is not a DestinationType."""
+        messages for duplicate names and for what is not a DestinationType.
+
+        The core's: called once when the app is built (fills `destinations`)."""
         errors: list[str] = []
         self.destinations = {}
         for name, declared, exc in self._each("faxflow_destination_types"):
@@ -106,7 +146,10 @@ class App:
         return errors
 
     def check_config(self, config: Config) -> list[ConfigProblem]:
-        """Every problem of a config: core tables, unknown tables, each plugin's check."""
+        """Every problem of a config: core tables, unknown tables, each plugin's check.
+
+        What ``faxflow check``, start-up and a reload run (`faxflow_check_config`); each
+        problem carries its line."""
         claimed: list[str] = []
         problems: list[ConfigProblem] = []
         for name, names, exc in self._each("faxflow_config_sections"):
@@ -165,8 +208,10 @@ class App:
         return problems
 
     def configure(self, config: Config) -> None:
-        """Every plugin's `faxflow_configure`; the first that raises refuses the config
-        (ConfigError naming the plugin), and `app.config` stays the old one."""
+        """Run every plugin's `faxflow_configure` with a checked `config`, then take it into
+        use as `config`; the first that raises refuses the config (ConfigError naming the
+        plugin) and `config` stays the old one. The core's: at start-up and on every hot
+        reload."""
         for name, _, exc in self._each("faxflow_configure", config=config, app=self):
             if isinstance(exc, ConfigError):
                 raise ConfigError(f"plugin {name}: {exc}") from exc
@@ -176,40 +221,86 @@ class App:
         self.config = config
 
     def startup(self) -> None:
+        """Run `faxflow_startup`. The core's: once, before the worker starts pulling."""
         self.pm.hook.faxflow_startup(app=self)
 
     def shutdown(self) -> None:
+        """Run `faxflow_shutdown`, each plugin on its own (exceptions are logged). The core's:
+        once, when the worker stops."""
         self.notify("faxflow_shutdown", app=self)
 
     # --- per-fax hooks -----------------------------------------------------------------
 
     def process_fax(self, fax: Fax) -> Decision:
+        """Run `faxflow_process_fax`: the whole protocol for one fax (extract text, classify,
+        route, deliver, vote) and its decision. The worker calls it once per attempt; a
+        plugin's tests may call it to run a fax end to end."""
         decision: Decision = self.pm.hook.faxflow_process_fax(fax=fax, app=self)
         return decision
 
     def extract_text(self, fax: Fax, document: Document) -> list[PageText] | None:
+        """Run `faxflow_extract_text` for one document: the pages of the first plugin that
+        reads it, or None if none does. Not added to the fax."""
         pages: list[PageText] | None = self.pm.hook.faxflow_extract_text(
             fax=fax, document=document, app=self)
         return pages
 
     def classify(self, fax: Fax) -> list[Classification]:
+        """Run `faxflow_classify`: every plugin's `Classification` (abstentions left out),
+        not merged into the fax."""
         return [c for c in self.pm.hook.faxflow_classify(fax=fax, app=self)
                 if isinstance(c, Classification)]
 
     def route(self, fax: Fax) -> list[Iterable[Route]]:
+        """Run `faxflow_route`: each plugin's routes, not checked for duplicate keys nor
+        added to the fax."""
         return list(self.pm.hook.faxflow_route(fax=fax, app=self))
 
+    def route_targets(self) -> list[str]:
+        """Every target an operator may pick (`faxflow_route_targets`), sorted, unique."""
+        return sorted(self.targets())
+
+    def targets(self) -> dict[str, Target]:
+        """The targets by name, with the labels each gives (`faxflow_route_targets`)."""
+        found: dict[str, Target] = {}
+        for name, given, exc in self._each("faxflow_route_targets", app=self):
+            if exc is not None:
+                log.error("plugin %s raised in faxflow_route_targets: %r", name, exc)
+                continue
+            for item in given or ():
+                target = item if isinstance(item, Target) else Target(str(item))
+                found.setdefault(target.name, target)
+        return found
+
+    def route_to(self, fax: Fax, target: str) -> list[Route] | None:
+        """Run `faxflow_route_to`: the routes of the target an operator picked, rendered for
+        this fax; None when no plugin knows the target."""
+        routes: Iterable[Route] | None = self.pm.hook.faxflow_route_to(
+            fax=fax, target=target, app=self)
+        return None if routes is None else [r for r in routes if isinstance(r, Route)]
+
+    def notify_people(self, notice: Notice, route: Route) -> DeliveryResult | None:
+        """Send a notice through one route (`faxflow_notify`); None if no plugin can."""
+        result: DeliveryResult | None = self.pm.hook.faxflow_notify(notice=notice, route=route,
+                                                                    app=self)
+        return result
+
     def deliver(self, fax: Fax, route: Route, uncertain: bool) -> DeliveryResult | None:
+        """Run `faxflow_deliver` for one route: the result of the plugin that delivers
+        ``route.type``, or None if none does. Nothing is recorded in the journal."""
         result: DeliveryResult | None = self.pm.hook.faxflow_deliver(
             fax=fax, route=route, uncertain=uncertain, app=self)
         return result
 
     def ack_votes(self, fax: Fax) -> dict[str, Vote | None]:
-        """Every plugin's acknowledgement vote by plugin name."""
+        """Run `faxflow_ack_vote`: every plugin's vote by plugin name (None: abstained),
+        the core's own included; a plugin that raised votes not-yet. Not yet decided
+        (`faxflow.ack.decide` does that)."""
         return self._votes("faxflow_ack_vote", fax)
 
     def hold_votes(self, fax: Fax) -> dict[str, Vote | None]:
-        """Every plugin's vote on delivering the fax at all (before any delivery)."""
+        """Run `faxflow_hold_vote`: every plugin's vote on delivering the fax at all, asked
+        before any delivery; decided like the acknowledgement votes."""
         return self._votes("faxflow_hold_vote", fax)
 
     def _votes(self, hook: str, fax: Fax) -> dict[str, Vote | None]:
@@ -225,7 +316,8 @@ class App:
         return votes
 
     def notify(self, hook: str, **kwargs: Any) -> None:
-        """Call a notification hook; each implementation isolated, failures logged."""
+        """Call a notification hook (``"faxflow_fax_delivered"``, ...) with these arguments;
+        each implementation isolated, failures logged, never raised. The core's."""
         for name, _, exc in self._each(hook, **kwargs):
             if exc is not None:
                 log.error("plugin %s raised in %s (ignored): %r", name, hook, exc)
@@ -257,6 +349,13 @@ def load_app(config_path: Path | None, *, plugins_dir: Path | None = None,
     """Read and validate a config file, build the plugin manager and configure the plugins.
 
     Raises ConfigError with one line per problem (file:line: key: message).
+
+    For a command a plugin adds (`faxflow_register_commands`) that needs the configured
+    plugins: ``app = load_app(Path(config_path))``. The app is configured, not running: no
+    journal, no `faxflow_startup`. `plugins_dir` adds one-file plugins (``--plugins-dir``),
+    `extra` registers ``(name, plugin)`` pairs besides the entry points, `env` replaces
+    ``os.environ`` for ``${VAR}`` references and `load` limits the entry points loaded (as
+    ``FAXFLOW_LOAD_PLUGINS`` does; None: that variable decides).
     """
     problems: list[ConfigProblem]
     if config_path is None:

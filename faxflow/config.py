@@ -21,11 +21,22 @@ from typing import Any
 
 from faxflow.errors import ConfigError
 
+# What plugins use (docs/api.md); the rest of the module is the core's.
+__all__ = [
+    "Config",
+    "ConfigProblem",
+    "KeyPath",
+    "as_problems",
+]
+
 REGIONS = ("de1", "de2", "us1", "us2", "ch1", "sg1")
 SECRET_WORDS = ("password", "token", "secret", "api_key", "apikey")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 KeyPath = tuple[str | int, ...]
+"""Where a key is in the TOML file: table names and array indexes, e.g.
+``("plugins", "folder", "path")``, or ``("rule", 2, "route", 0, "type")`` for the ``type`` of
+the first ``[[rule.route]]`` of the third ``[[rule]]``."""
 
 
 def is_secret_key(name: str) -> bool:
@@ -42,7 +53,13 @@ def format_path(path: KeyPath) -> str:
 
 @dataclass(frozen=True, slots=True)
 class ConfigProblem:
-    """One thing wrong with a config file: where (key path) and what."""
+    """One thing wrong with a config file: where (key path) and what.
+
+    What `faxflow_check_config` returns. `path` is the `KeyPath` of the key at fault, e.g.
+    ``("plugins", "myplugin", "url")``; the core finds `line` and adds the file name. Keep
+    `message` short, saying what is expected (``"required"``, ``"must be a string"``).
+    ``warning=True`` reports it without rejecting the file (e.g. an option without effect).
+    """
 
     path: KeyPath
     message: str
@@ -50,6 +67,9 @@ class ConfigProblem:
     warning: bool = False  # reported, but the file is still accepted
 
     def format(self, file: str | None = None) -> str:
+        """The problem as ``faxflow check`` prints it, e.g.
+        ``faxflow.toml:12: plugins.folder.path: required`` (``warning`` follows the line
+        number for a warning; `file` defaults to ``config``)."""
         where = file or "config"
         if self.line:
             where += f":{self.line}"
@@ -132,7 +152,10 @@ class RetarusSettings:
 class WorkerSettings:
     concurrency: int = _opt(4, "Faxes processed at the same time.", min=1, max=256)
     spool_dir: str = _opt("spool", "Where documents are downloaded; cleaned after ack.")
-    quarantine_dir: str = _opt("quarantine", "Where faxes that cannot be processed are kept.")
+    quarantine_dir: str = _opt("quarantine", "A folder the quarantine is also exported to "
+                               "(documents, metadata.json, reason.txt, text.txt); \"\": no "
+                               "export. The quarantine itself is kept in the journal, shared by "
+                               "all workers.")
     max_attempts: int = _opt(5, "Attempts before a fax is quarantined.", min=1)
     retry_for: float = _opt(0.0, "Keep retrying a fax that fails transiently (a destination "
                             "down) past max_attempts until it is this many seconds old (by "
@@ -151,6 +174,11 @@ class WorkerSettings:
     dir_mode: str = _opt("0700", "Permissions of the folders faxflow creates; \"0750\" gives "
                          "the group access.", pattern=r"^0?[0-7]{3}$",
                          pattern_help="an octal mode such as \"0700\" or \"0750\"")
+    unreadable_pages: str = _opt(
+        "quarantine", "A fax with a page that could not be read (render or OCR failure, too "
+        "large, timed out): quarantine (the reason names document and page), or label: it "
+        "goes on with the label unreadable-pages, for a rule to route it to people "
+        "(docs/rules.md).", choices=("quarantine", "label"))
 
 
 @dataclass(frozen=True)
@@ -158,6 +186,10 @@ class JournalSettings:
     backend: str = _opt("sqlite", "sqlite or postgresql.", choices=("sqlite", "postgresql"))
     path: str = _opt("faxflow.sqlite", "SQLite file (backend sqlite).")
     url: str | None = _opt(None, "PostgreSQL conninfo (backend postgresql); use ${ENV_VAR}.")
+    retention_days: int = _opt(90, "Days a fax's record, timeline and resolved quarantine "
+                               "item are kept (personal data: keep it short); open quarantine "
+                               "items are kept until resolved. At least 8: Retarus may hand a "
+                               "fax out again for 7 days.", min=8, max=3650)
 
 
 @dataclass(frozen=True)
@@ -182,7 +214,21 @@ CORE_SECTIONS: dict[str, type] = {
 
 @dataclass
 class Config:
-    """A parsed, secret-resolved configuration file."""
+    """A parsed, secret-resolved configuration file.
+
+    What `faxflow_check_config` and `faxflow_configure` receive, and ``app.config``. For
+    plugins: `plugin_options` (your ``[plugins.<name>]`` table), `resolve` (a path option,
+    relative to the file), `file_mode` and `dir_mode` (for what you write), and the core's typed
+    settings `retarus`, `worker`, `journal` and `health` (their options are in
+    [configuration.md](configuration.md), e.g. ``config.worker.spool_dir``).
+
+    `path` is the file read: None for a configuration made from text (tests) or without a
+    file. `data` is the whole file as parsed, ``${VAR}`` references and ``*_file`` secrets
+    substituted, for the top-level tables a plugin claims with `faxflow_config_sections`
+    (``config.data.get("rule", [])``). `text` is the file as written (for line numbers) and
+    `files` the secret files it names (a reload watches them too). Secrets are in `data` and
+    in options in clear: never log them whole.
+    """
 
     data: dict[str, Any]
     path: Path | None = None
@@ -200,26 +246,37 @@ class Config:
 
     @property
     def dir_mode(self) -> int:
+        """`[worker] dir_mode` as a number (0o700 by default), for folders faxflow creates."""
         return int(self.worker.dir_mode, 8)
 
     def plugin_options(self, name: str) -> dict[str, Any]:
-        """The ``[plugins.<name>]`` table, or an empty dict."""
+        """The ``[plugins.<name>]`` table, or an empty dict.
+
+        ``${VAR}`` references and ``*_file`` secrets are substituted; nothing else is checked
+        but what your `faxflow_check_config` checks."""
         table = self.data.get("plugins", {}).get(name, {})
         return table if isinstance(table, dict) else {}
 
     @property
     def disabled_plugins(self) -> list[str]:
+        """The plugin names in ``[plugins] disable`` (not loaded)."""
         value = self.data.get("plugins", {}).get("disable", [])
         return [str(v) for v in value] if isinstance(value, list) else []
 
     def resolve(self, relative: str) -> Path:
-        """A path from the config, relative to the config file's folder."""
+        """A path from the config, relative to the config file's folder.
+
+        ``~`` is expanded and an absolute path kept; without a file (`path` None) a relative
+        path stays relative to the working directory. Use it for every path option, so a
+        configuration works wherever the worker is started from."""
         p = Path(relative).expanduser()
         if not p.is_absolute() and self.path is not None:
             p = self.path.parent / p
         return p
 
     def locate(self, path: KeyPath) -> int | None:
+        """Best-effort line number (1-based) of a key path in `text`, None if not found; how
+        the core adds lines to problems."""
         return locate(self.text, path)
 
     def __repr__(self) -> str:  # never show secrets

@@ -42,6 +42,44 @@ import httpx
 
 from faxflow.types import DeliveryResult, Fax, Route
 
+# What plugins use (docs/api.md).
+__all__ = [
+    "CONTENT_CHOICES",
+    "DEFAULT_POLICY",
+    "MAX_COMPONENT_BYTES",
+    "RETRY_OPTIONS",
+    "DeliveryError",
+    "OutFile",
+    "RetryPolicy",
+    "as_int",
+    "as_result",
+    "atomic_write",
+    "check_choice",
+    "check_response",
+    "check_types",
+    "create_once",
+    "describe",
+    "files_to_send",
+    "http_error",
+    "inside",
+    "metadata",
+    "one_line",
+    "pages_line",
+    "permanent",
+    "policy_from",
+    "retry",
+    "retry_after_seconds",
+    "safe_component",
+    "safe_relative",
+    "same_content",
+    "send",
+    "server_message",
+    "stable_key",
+    "summary",
+    "tls_verify",
+    "transient",
+]
+
 log = logging.getLogger("faxflow.delivery")
 T = TypeVar("T")
 
@@ -55,6 +93,9 @@ class DeliveryError(Exception):
     `transient`: it may work later (network, 5xx, 429, 4xx SMTP); otherwise never for this fax.
     `sent`: the request may have reached the server (outcome unknown), so it must not simply
     be repeated: check the target first. `retry_after`: seconds the server asked us to wait.
+
+    Make one with `transient` or `permanent`; `message` is the text that ends up in the log,
+    the journal and the quarantine record.
     """
 
     def __init__(self, message: str, *, transient: bool, sent: bool = False,
@@ -68,14 +109,21 @@ class DeliveryError(Exception):
 
 def transient(message: str, *, sent: bool = False,
               retry_after: float | None = None) -> DeliveryError:
+    """A `DeliveryError` for what may work later (a network error, a server down, a rate
+    limit). `sent`: the request may have reached the server; `retry_after`: seconds the
+    server asked for."""
     return DeliveryError(message, transient=True, sent=sent, retry_after=retry_after)
 
 
 def permanent(message: str) -> DeliveryError:
+    """A `DeliveryError` for what will never work for this fax (refused, invalid, too
+    large)."""
     return DeliveryError(message, transient=False)
 
 
 def as_result(error: DeliveryError) -> DeliveryResult:
+    """The `DeliveryResult` for the error that ended a delivery: transient or permanent,
+    its message as the detail."""
     if error.transient:
         return DeliveryResult.transient(error.message)
     return DeliveryResult.permanent(error.message)
@@ -87,7 +135,12 @@ def as_result(error: DeliveryError) -> DeliveryResult:
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
     """How often and how long one attempt retries a transient step before giving up (the fax
-    then comes back after its lock timeout, so keep this well under the lock timeout)."""
+    then comes back after its lock timeout, so keep this well under the lock timeout).
+
+    `attempts` counts the tries, the first one included; the back-off starts at `base_delay`
+    seconds and doubles up to `max_delay`, each wait drawn at random below it (jitter). Build
+    it from a plugin's options with `policy_from`.
+    """
 
     attempts: int = 3
     base_delay: float = 0.5
@@ -103,8 +156,12 @@ class RetryPolicy:
 
 
 DEFAULT_POLICY = RetryPolicy()
+"""3 tries per attempt, the first back-off 0.5 s, at most 10 s: the policy when a plugin's
+options set none (`policy_from`)."""
 # Plugin options every destination plugin accepts to tune its retries.
 RETRY_OPTIONS: dict[str, tuple[type, ...]] = {"retries": (int,), "retry_delay": (int, float)}
+"""The options `policy_from` reads, with their types, to add to a destination's option spec
+for `check_types`: ``{"url": (str,), **delivery.RETRY_OPTIONS}``."""
 
 
 def policy_from(settings: Mapping[str, Any]) -> RetryPolicy:
@@ -209,7 +266,13 @@ def server_message(response: httpx.Response, limit: int = 300) -> str:
 
 
 def http_error(response: httpx.Response, what: str) -> DeliveryError:
-    """Classify an unsuccessful HTTP answer."""
+    """Classify an unsuccessful HTTP answer.
+
+    401, 403, 408, 425, 429 and 5xx are transient (401 and 403 mean a key or a permission is
+    wrong: the fax waits for the fix, until ``max_attempts``), anything else permanent. A 5xx
+    answer to a POST is marked ``sent``: it may have created the thing. The message has
+    `what`, the status and `server_message`; ``retry_after`` comes from Retry-After.
+    """
     status = response.status_code
     message = f"{what}: HTTP {status} {response.reason_phrase}"
     detail = server_message(response)
@@ -223,6 +286,7 @@ def http_error(response: httpx.Response, what: str) -> DeliveryError:
 
 
 def check_response(response: httpx.Response, what: str) -> httpx.Response:
+    """`response` if it succeeded (2xx), else raise its `http_error`."""
     if response.is_success:
         return response
     raise http_error(response, what)
@@ -270,6 +334,8 @@ class OutFile:
 
 
 CONTENT_CHOICES = ("original", "searchable", "both")
+"""The values of a destination's ``content`` option, what `files_to_send` sends; check it with
+``check_choice(options, "content", CONTENT_CHOICES)``."""
 _TYPES = {"pdf": "application/pdf", "tif": "image/tiff", "tiff": "image/tiff"}
 
 
@@ -325,7 +391,13 @@ def metadata(fax: Fax, *, text: bool = False) -> dict[str, Any]:
         "sender_fax_id": job.sender_fax_id,
         "receiver": str(job.receiver_isdn) if job.receiver_isdn else None,
         "receiver_fax_id": job.receiver_fax_id,
-        "pages": job.fax_page_count,
+        # Pages read, pages in the documents, and the count the sender's machine claimed
+        # (untrusted: it may be anything); None when no text was extracted.
+        "pages": fax.pages_read,
+        "pages_total": fax.pages_total,
+        "pages_reported": job.fax_page_count,
+        "page_errors": [{"document": p.document, "page": p.number, "error": p.error}
+                        for p in fax.pages if p.error],
         "status": job.fax_classic_status,
         "cost_center": job.cost_center,
         "documents": [{"name": d.ref.name, "size": d.size, "sha256": d.sha256}
@@ -350,13 +422,30 @@ def summary(fax: Fax) -> str:
     meta = metadata(fax)
     lines = [describe(fax), ""]
     for label, key in (("Received", "received"), ("From", "sender"),
-                       ("Sender fax id", "sender_fax_id"), ("To", "receiver"),
-                       ("Pages", "pages")):
+                       ("Sender fax id", "sender_fax_id"), ("To", "receiver")):
         if meta.get(key) is not None:
             lines.append(f"{label}: {one_line(str(meta[key]))}")
+    lines.append(f"Pages: {pages_line(fax)}")
     if fax.labels:
         lines.append(f"Labels: {', '.join(sorted(fax.labels))}")
     return "\n".join(lines)
+
+
+def pages_line(fax: Fax) -> str:
+    """How many pages a fax has, for people: "3", or "read 200 of 500" when not every page
+    was read (naming the unreadable ones), or the sender's claim when nothing was read."""
+    read, total = fax.pages_read, fax.pages_total
+    if read is None or total is None:
+        reported = fax.job.fax_page_count
+        return f"{reported} (as the sender reported)" if reported is not None else "unknown"
+    if read == total:
+        return str(total)
+    failed = [p for p in fax.pages if p.error]
+    text = f"read {read} of {total}"
+    if failed:
+        where = ", ".join(f"{p.document} page {p.number}" for p in failed[:10])
+        text += f"; unreadable: {where}" + (" and more" if len(failed) > 10 else "")
+    return text
 
 
 def one_line(text: str, limit: int = 250) -> str:
@@ -374,6 +463,8 @@ _WINDOWS_RESERVED = re.compile(r"^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³]
                                re.IGNORECASE)
 _BAD_CHARS = re.compile(r'[<>:"/\\|?*]')
 MAX_COMPONENT_BYTES = 120
+"""The longest name `safe_component` makes by default, in UTF-8 bytes (file systems allow
+255; the rest is room for suffixes)."""
 
 
 def safe_component(name: str, max_bytes: int = MAX_COMPONENT_BYTES) -> str:

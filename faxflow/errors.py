@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+__all__ = [
+    "ConfigError",
+    "FaxflowError",
+    "PermanentError",
+]
+
 
 class FaxflowError(Exception):
     """Base of faxflow's own errors; the CLI prints their message without a traceback."""
@@ -13,4 +19,8 @@ class PermanentError(FaxflowError):
 
 
 class ConfigError(FaxflowError):
-    """The configuration file is invalid; the message names file, line and key."""
+    """The configuration file is invalid; the message names file, line and key.
+
+    A plugin may raise it from `faxflow_configure` to refuse a configuration with its own
+    message; problems returned by `faxflow_check_config` are better, as they get file and
+    line."""

@@ -32,8 +32,10 @@ if TYPE_CHECKING:
         DestinationType,
         Document,
         Fax,
+        Notice,
         PageText,
         Route,
+        Target,
         Vote,
     )
 
@@ -135,10 +137,14 @@ def faxflow_extract_text(fax: Fax, document: Document, app: App) -> list[PageTex
     """Return the text of every page of one document.
 
     Fires once per downloaded document, unless the text is already known. Return one
-    `PageText` per page (a page that failed has ``error`` set and empty text); return None if
-    this plugin cannot read the document type, so the next one is asked. Stops at the first
-    non-None result. Raise `PermanentError` when the document cannot be read at all (corrupt,
-    not a fax document): the fax is quarantined with that reason.
+    `PageText` per page of the document: a page that failed has ``error`` set and empty text
+    (the core then quarantines the fax, or labels it ``unreadable-pages`` with
+    ``[worker] unreadable_pages = "label"``); a page not read on purpose has ``skipped=True``.
+    Return None if this plugin cannot read the document type, so the next one is asked. Stops
+    at the first non-None result. Raise `PermanentError` when the document cannot be read at
+    all (corrupt, not a fax document): the fax is quarantined with that reason, which the
+    core prefixes with the document ("document 2 of 3 (29.pdf): "), so say only what is
+    wrong.
     """
 
 
@@ -176,6 +182,22 @@ def faxflow_hold_vote(fax: Fax, app: App) -> Vote | None:
     """
 
 
+@hookspec
+def faxflow_route_targets(app: App) -> Iterable[Target | str] | None:
+    """Name the targets an operator may send a fax to by hand (`faxflow_route_to`), e.g.
+    the rules plugin's rules, as `Target` objects (with the labels each gives) or plain
+    names. Contributions are merged; used by the console and ``faxflow quarantine route``.
+    """
+
+
+@hookspec(firstresult=True)
+def faxflow_route_to(fax: Fax, target: str, app: App) -> Iterable[Route] | None:
+    """The routes of one target an operator picked (a name from `faxflow_route_targets`),
+    rendered for this fax whatever the fax's content would have chosen. Return None if the
+    target is not yours. Stops at the first non-None result. Raise `PermanentError` when the
+    target cannot be used for this fax (a template fails)."""
+
+
 @hookspec(firstresult=True)
 def faxflow_deliver(fax: Fax, route: Route, uncertain: bool, app: App) -> DeliveryResult | None:
     """Deliver a fax to one route of a destination type this plugin declared.
@@ -188,6 +210,14 @@ def faxflow_deliver(fax: Fax, route: Route, uncertain: bool, app: App) -> Delive
     `.permanent` for what never will. Stops at the first non-None result. An exception counts
     as transient.
     """
+
+
+@hookspec(firstresult=True)
+def faxflow_notify(notice: Notice, route: Route, app: App) -> DeliveryResult | None:
+    """Tell people something (an alert digest) through one route of a destination type this
+    plugin declared. Return None if ``route.type`` is not yours; a `DeliveryResult` as for
+    `faxflow_deliver`. Stops at the first non-None result. An exception counts as transient
+    (the notice is tried again with the next digest)."""
 
 
 @hookspec
@@ -212,6 +242,18 @@ def faxflow_fax_received(fax: Fax, app: App) -> None:
 
 
 @hookspec
+def faxflow_fax_read(fax: Fax, app: App) -> None:
+    """The text of every document was extracted (``fax.pages`` is set; pages that could not
+    be read carry ``error``). Fires once per attempt, also when extraction failed."""
+
+
+@hookspec
+def faxflow_fax_routed(fax: Fax, app: App) -> None:
+    """The fax was classified and routed: ``fax.labels``, ``fax.fields`` and ``fax.routes``
+    are set; nothing is delivered yet. Fires once per attempt that got this far."""
+
+
+@hookspec
 def faxflow_fax_delivered(fax: Fax, route: Route, result: DeliveryResult, app: App) -> None:
     """One route of a fax was delivered (fires once per route, never again for that route)."""
 
@@ -223,8 +265,9 @@ def faxflow_fax_acknowledged(fax: Fax, decision: Decision, app: App) -> None:
 
 @hookspec
 def faxflow_fax_quarantined(fax: Fax, decision: Decision, app: App) -> None:
-    """The fax was written to the quarantine folder (``fax.scratch["quarantine_dir"]``) and
-    will be acknowledged. ``decision.reasons`` says why."""
+    """The fax was kept in the quarantine (the journal's, ``fax.scratch["quarantine_id"]``;
+    exported to ``fax.scratch["quarantine_dir"]`` when configured) and will be
+    acknowledged. ``decision.reasons`` says why."""
 
 
 @hookspec

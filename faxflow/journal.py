@@ -22,12 +22,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
+from faxflow import records
 from faxflow.paths import make_dirs, restrict
+from faxflow.records import RecordStore, Runner
 from faxflow.types import DeliveryResult, Outcome
 
 log = logging.getLogger("faxflow.journal")
+T = TypeVar("T")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS fax (
@@ -56,6 +59,10 @@ CREATE TABLE IF NOT EXISTS delivery (
 );
 CREATE INDEX IF NOT EXISTS fax_state ON fax (state);
 """
+# Schema versions in PRAGMA user_version: 1 the tables above, 2 fax records, timeline and the
+# shared quarantine (faxflow.records) and each delivery's destination type, 3 alerts,
+# 4 operators' decisions.
+SCHEMA_VERSION = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +104,9 @@ class Journal(Protocol):
 
     def routes(self, topic: str, fax_id: str) -> dict[str, RouteRecord]: ...
 
-    def route_started(self, topic: str, fax_id: str, route: str) -> None: ...
+    def route_started(self, topic: str, fax_id: str, route: str, kind: str | None = None
+                      ) -> None:
+        """A delivery to `route` (of destination type `kind`) starts."""
 
     def route_finished(self, topic: str, fax_id: str, route: str,
                        result: DeliveryResult) -> None: ...
@@ -108,6 +117,10 @@ class Journal(Protocol):
     def acknowledged(self, topic: str, ids: list[str]) -> None:
         """Retarus confirmed the acknowledgement of these faxes: mark them ``done``."""
 
+    def prune(self, before: float) -> int:
+        """Forget acknowledged faxes last updated before `before` (epoch seconds), with their
+        delivery records and their history (`RecordStore.prune`). Returns how many faxes."""
+
     def pending_acks(self) -> dict[str, list[str]]:
         """Decided faxes whose acknowledgement is not confirmed, by topic (after a crash)."""
 
@@ -116,6 +129,10 @@ class Journal(Protocol):
     def writable(self) -> bool: ...
 
     def close(self) -> None: ...
+
+    @property
+    def records(self) -> RecordStore:
+        """Fax records, timeline and the shared quarantine in this journal's database."""
 
 
 @dataclass
@@ -217,13 +234,43 @@ class SQLiteJournal:
         self._db.execute("PRAGMA journal_mode=WAL")
         # FULL: a decision or delivery recorded must survive even a power cut.
         self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(SCHEMA)
+        self._migrate()
+        self.records = RecordStore(_SqliteDb(self))
         self.holds = Holds()
         self._stop = threading.Event()
         self._renewer = threading.Thread(target=self.holds.renew_until,
                                          args=(self._stop, self._renew), daemon=True,
                                          name="journal-renew")
         self._renewer.start()
+
+    def _migrate(self) -> None:
+        """Bring the file to SCHEMA_VERSION in one write transaction (processes opening it
+        at once migrate one after the other); refuse a newer file."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            version = int(db.execute("PRAGMA user_version").fetchone()[0])
+            if version > SCHEMA_VERSION:
+                raise sqlite3.DatabaseError(
+                    f"the journal {self.path} has schema version {version}, newer than this "
+                    f"faxflow knows ({SCHEMA_VERSION}): upgrade faxflow")
+            # 3 and 4 only added tables: the records script (all IF NOT EXISTS) brings them.
+            steps = [(1, SCHEMA), *((n, records.schema("sqlite")) for n in (2, 3, 4))]
+            for number, script in steps:
+                if version < number:
+                    for statement in filter(str.strip, script.split(";")):
+                        db.execute(statement)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(delivery)")}
+            if "type" not in columns:
+                db.execute("ALTER TABLE delivery ADD COLUMN type TEXT")
+            # The console's failing destinations, without reading every delivery ever made.
+            db.execute("CREATE INDEX IF NOT EXISTS delivery_transient ON delivery "
+                       "(type, updated) WHERE state = 'transient'")
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
     def _renew(self, due: list[tuple[tuple[str, str], Hold]]) -> None:
         now = time.time()
@@ -306,12 +353,14 @@ class SQLiteJournal:
                 "WHERE topic=? AND fax_id=?", (topic, fax_id)).fetchall()
         return {r[0]: RouteRecord(*r) for r in rows}
 
-    def route_started(self, topic: str, fax_id: str, route: str) -> None:
+    def route_started(self, topic: str, fax_id: str, route: str, kind: str | None = None
+                      ) -> None:
         self._write(
-            "INSERT INTO delivery (topic, fax_id, route, state, attempts, updated) "
-            "VALUES (?, ?, ?, 'started', 1, ?) ON CONFLICT (topic, fax_id, route) DO UPDATE "
-            "SET state='started', attempts=attempts+1, updated=excluded.updated",
-            topic, fax_id, route, time.time())
+            "INSERT INTO delivery (topic, fax_id, route, state, attempts, updated, type) "
+            "VALUES (?, ?, ?, 'started', 1, ?, ?) ON CONFLICT (topic, fax_id, route) DO UPDATE "
+            "SET state='started', attempts=attempts+1, updated=excluded.updated, "
+            "type=COALESCE(excluded.type, type)",
+            topic, fax_id, route, time.time(), kind)
 
     def route_finished(self, topic: str, fax_id: str, route: str,
                        result: DeliveryResult) -> None:
@@ -339,6 +388,22 @@ class SQLiteJournal:
                 "UPDATE fax SET state='done', updated=? WHERE topic=? AND fax_id=? "
                 "AND state IN ('ack', 'quarantine')", [(now, topic, i) for i in ids])
             self._db.execute("COMMIT")
+
+    def prune(self, before: float) -> int:
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute("DELETE FROM delivery WHERE (topic, fax_id) IN (SELECT topic, fax_id "
+                           "FROM fax WHERE state = 'done' AND updated < ?)", (before,))
+                gone = db.execute("DELETE FROM fax WHERE state = 'done' AND updated < ?",
+                                  (before,)).rowcount
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        self.records.prune(before)
+        return int(gone)
 
     def pending_acks(self) -> dict[str, list[str]]:
         with self._lock:
@@ -372,6 +437,29 @@ class SQLiteJournal:
             self._renewer.join(5)
         with self._lock:
             self._db.close()
+
+
+class _SqliteDb:
+    """The journal's connection and lock, lent to its RecordStore."""
+
+    dialect = "sqlite"
+
+    def __init__(self, journal: SQLiteJournal) -> None:
+        self.journal = journal
+
+    def run(self, what: str, op: Callable[[Runner], T], transaction: bool = False) -> T:
+        with self.journal._lock:
+            db = self.journal._db
+            if not transaction:
+                return op(db)
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                result = op(db)
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+            return result
 
 
 def open_journal(backend: str, path: Path, url: str | None = None,

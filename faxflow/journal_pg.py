@@ -25,12 +25,14 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any, TypeVar
 
+from faxflow import records
 from faxflow.errors import FaxflowError
 from faxflow.journal import FaxRecord, Hold, Holds, RouteRecord
+from faxflow.records import RecordStore, Runner
 from faxflow.types import DeliveryResult, Outcome
 
 try:
@@ -75,6 +77,14 @@ CREATE TABLE IF NOT EXISTS faxflow_delivery (
 CREATE INDEX IF NOT EXISTS faxflow_fax_state ON faxflow_fax (state);
 """),
 ]
+MIGRATIONS.append((2, records.schema("postgresql")
+                   + "ALTER TABLE faxflow_delivery ADD COLUMN IF NOT EXISTS type TEXT;"))
+MIGRATIONS.append((3, records.schema("postgresql")))  # alerts (its tables are new; the rest exists)
+# 4: operators' decisions (new tables, likewise), and the console's failing destinations
+# without reading every delivery.
+MIGRATIONS.append((4, records.schema("postgresql")
+                   + "CREATE INDEX IF NOT EXISTS faxflow_delivery_transient ON "
+                     "faxflow_delivery (type, updated) WHERE state = 'transient';"))
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 SCHEMA_LOCK = 7_446_230_911  # pg_advisory_xact_lock key: one worker migrates at a time
 
@@ -114,6 +124,7 @@ class PostgresJournal:
         self.holds = Holds()
         self._stop = threading.Event()
         self._run("open the journal", self._migrate, retry=False, transaction=True)
+        self.records = RecordStore(_PgDb(self))
         self._renewer = threading.Thread(target=self.holds.renew_until,
                                          args=(self._stop, self._renew), daemon=True,
                                          name="journal-renew")
@@ -250,12 +261,14 @@ class PostgresJournal:
             "WHERE topic = %s AND fax_id = %s", (topic, fax_id)).fetchall())
         return {r[0]: RouteRecord(*r) for r in rows}
 
-    def route_started(self, topic: str, fax_id: str, route: str) -> None:
+    def route_started(self, topic: str, fax_id: str, route: str, kind: str | None = None
+                      ) -> None:
         self._run("record a route start", lambda c: c.execute(
-            "INSERT INTO faxflow_delivery AS d (topic, fax_id, route, state, attempts, updated) "
-            "VALUES (%s, %s, %s, 'started', 1, now()) ON CONFLICT (topic, fax_id, route) "
-            "DO UPDATE SET state = 'started', attempts = d.attempts + 1, updated = now()",
-            (topic, fax_id, route)))
+            "INSERT INTO faxflow_delivery AS d (topic, fax_id, route, state, attempts, updated, "
+            "type) VALUES (%s, %s, %s, 'started', 1, now(), %s) "
+            "ON CONFLICT (topic, fax_id, route) DO UPDATE SET state = 'started', "
+            "attempts = d.attempts + 1, updated = now(), type = COALESCE(excluded.type, d.type)",
+            (topic, fax_id, route, kind)))
 
     def route_finished(self, topic: str, fax_id: str, route: str,
                        result: DeliveryResult) -> None:
@@ -280,6 +293,18 @@ class PostgresJournal:
             self._run("record acknowledgements", lambda c: c.execute(
                 "UPDATE faxflow_fax SET state = 'done', updated = now() WHERE topic = %s "
                 "AND fax_id = ANY(%s) AND state IN ('ack', 'quarantine')", (topic, list(ids))))
+
+    def prune(self, before: float) -> int:
+        def op(conn: Conn) -> int:
+            conn.execute("DELETE FROM faxflow_delivery d USING faxflow_fax f WHERE "
+                         "d.topic = f.topic AND d.fax_id = f.fax_id AND f.state = 'done' "
+                         "AND f.updated < to_timestamp(%s)", (before,))
+            return conn.execute("DELETE FROM faxflow_fax WHERE state = 'done' AND "
+                                "updated < to_timestamp(%s)", (before,)).rowcount
+
+        gone = self._run("prune old faxes", op, transaction=True)
+        self.records.prune(before)
+        return int(gone)
 
     def pending_acks(self) -> dict[str, list[str]]:
         rows = self._run("read pending acknowledgements", lambda c: c.execute(
@@ -313,6 +338,29 @@ class PostgresJournal:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+
+
+class _PgRunner:
+    """A connection speaking the record store's ``?`` placeholders."""
+
+    def __init__(self, conn: Conn) -> None:
+        self.conn = conn
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self.conn.execute(sql.replace("?", "%s").encode(), list(params))
+
+
+class _PgDb:
+    """The journal's connection, lock and reconnect logic, lent to its RecordStore."""
+
+    dialect = "postgresql"
+
+    def __init__(self, journal: PostgresJournal) -> None:
+        self.journal = journal
+
+    def run(self, what: str, op: Callable[[Runner], T], transaction: bool = False) -> T:
+        return self.journal._run(what, lambda conn: op(_PgRunner(conn)),
+                                 transaction=transaction)
 
 
 def _renew(conn: Conn, rows: list[tuple[float, str, str, str]]) -> None:

@@ -40,7 +40,13 @@ class Metrics:
 
     def counter(self, name: str, documentation: str, labels: tuple[str, ...] = ()) -> Counter:
         """A plugin's own counter in this app's registry; asking again (a reload calls
-        `faxflow_configure` again) returns the same one."""
+        `faxflow_configure` again) returns the same one.
+
+        Reached as ``app.metrics.counter(name, documentation, labels)``, e.g. in
+        `faxflow_configure`: a ``prometheus_client.Counter``, served at ``/metrics`` with the
+        core's (``name`` plus ``_total``). Start `name` with ``faxflow_`` and your plugin's
+        name. Asking again returns the first counter whatever `documentation` and `labels`
+        say."""
         with self._lock:
             if name not in self._extra:
                 self._extra[name] = Counter(name, documentation, list(labels),
@@ -57,6 +63,7 @@ class Metrics:
         return None if self._last_pull is None else time.time() - self._last_pull
 
     def total(self, name: str) -> float:
-        """Sum of a counter over all its labels (e.g. "faxflow_faxes_retried")."""
+        """Sum of a counter over all its labels (e.g. "faxflow_faxes_retried"), by the name
+        given to `counter`; handy in a plugin's tests."""
         return sum(s.value for m in self.registry.collect() if m.name == name
                    for s in m.samples if s.name == f"{name}_total")

@@ -10,9 +10,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, TypeVar
 
 from faxflow.ack import decide
+from faxflow.delivery import one_line
 from faxflow.errors import PermanentError
 from faxflow.hookspecs import hookimpl
 from faxflow.types import (
@@ -47,13 +49,28 @@ def run_stage(fax: Fax, stage: str, call: Callable[[], T]) -> T | None:
     return None
 
 
+def document_label(index: int, count: int, name: str) -> str:
+    """How a reason names one document of a fax: "document 2 of 3 (29.pdf)"."""
+    shown = one_line(name, 120)
+    return f"document {index} of {count}" + (f" ({shown})" if shown else "")
+
+
 def extract_text(fax: Fax, app: App) -> None:
-    for document in fax.documents:
+    """Text of every document. A document that cannot be read, and by default one with a page
+    that could not be read, is a permanent problem naming it: routing a fax on the text of
+    its readable pages, as if the others were blank, could send it to the wrong place."""
+    count = len(fax.documents)
+    for index, document in enumerate(fax.documents, start=1):
         def call(d: Document = document) -> list[PageText] | None:
             return app.extract_text(fax, d)
 
+        label = document_label(index, count, document.ref.name)
         started = time.monotonic()
+        before = len(fax.problems)
         pages = run_stage(fax, "extract_text", call)
+        # Named here, not in each extractor, so a third-party extractor's error is named too.
+        fax.problems[before:] = [replace(p, message=f"{label}: {p.message}")
+                                 for p in fax.problems[before:]]
         if pages:
             per_page = (time.monotonic() - started) / len(pages)
             for _ in pages:
@@ -61,6 +78,52 @@ def extract_text(fax: Fax, app: App) -> None:
         for page in pages or ():
             page.document = page.document or document.ref.name
             fax.pages.append(page)
+        failed = [p for p in pages or () if p.error]
+        if failed:
+            unreadable(fax, app, f"{label}: {page_errors(failed, len(pages or ()))}")
+    if fax.pages:
+        skipped = sum(p.skipped for p in fax.pages)
+        log.info("fax %s topic %s: read %d of %d pages%s", fax.id, fax.topic, fax.pages_read,
+                 fax.pages_total, f" ({skipped} not read on purpose)" if skipped else "",
+                 extra={"event": "text", "fax_id": fax.id, "topic": fax.topic,
+                        "pages_read": fax.pages_read, "pages_total": fax.pages_total})
+
+
+UNREADABLE_LABEL = "unreadable-pages"
+
+
+def unreadable(fax: Fax, app: App, message: str) -> None:
+    """Pages that could not be read: quarantine, or go on labelled for people to look at."""
+    if app.config.worker.unreadable_pages == "label":
+        fax.labels.add(UNREADABLE_LABEL)
+        log.warning("fax %s topic %s: %s; labelled %s", fax.id, fax.topic, message,
+                    UNREADABLE_LABEL)
+    else:
+        fax.problems.append(Problem("extract_text", None, message, transient=False))
+
+
+def page_errors(failed: list[PageText], total: int, most: int = 5) -> str:
+    """ "2 of 8 pages unreadable: pages 4, 5: OCR timed out ...; page 7: ..." (pages with the
+    same error together, at most `most` different errors, so a reason stays one line)."""
+    by_error: dict[str, list[int]] = {}
+    for page in failed:
+        by_error.setdefault(one_line(page.error or "", 300), []).append(page.number)
+    parts = [f"page{'s' if len(numbers) > 1 else ''} {page_list(numbers)}: {error}"
+             for error, numbers in list(by_error.items())[:most]]
+    if len(by_error) > most:
+        parts.append(f"and {len(by_error) - most} more different errors")
+    return f"{len(failed)} of {total} pages unreadable: " + "; ".join(parts)
+
+
+def page_list(numbers: list[int]) -> str:
+    """[1, 2, 3, 7] -> "1-3, 7"."""
+    runs: list[list[int]] = []
+    for n in sorted(numbers):
+        if runs and n == runs[-1][1] + 1:
+            runs[-1][1] = n
+        else:
+            runs.append([n, n])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
 
 
 def classify(fax: Fax, app: App) -> None:
@@ -114,7 +177,7 @@ def deliver(fax: Fax, app: App) -> None:
                                         "this worker no longer holds the fax in the journal"))
             return
         if journal:
-            journal.route_started(fax.topic, fax.id, r.key)
+            journal.route_started(fax.topic, fax.id, r.key, r.type)
         def send(r: Route = r, u: bool = uncertain) -> DeliveryResult | None:
             return app.deliver(fax, r, u)
 
@@ -138,10 +201,15 @@ def deliver(fax: Fax, app: App) -> None:
 
 @hookimpl(trylast=True)
 def faxflow_process_fax(fax: Fax, app: App) -> Decision:
-    for stage in (extract_text, classify, route):
+    extract_text(fax, app)
+    app.notify("faxflow_fax_read", fax=fax, app=app)
+    if fax.problems:
+        return decide(app.ack_votes(fax))
+    for stage in (classify, route):
         stage(fax, app)
         if fax.problems:
             return decide(app.ack_votes(fax))
+    app.notify("faxflow_fax_routed", fax=fax, app=app)
     held = decide(app.hold_votes(fax))  # the gate: nothing delivered yet in this attempt
     if held.verdict is not Verdict.ACK:
         return Decision(held.verdict, tuple(f"held before delivery: {r}" for r in held.reasons),

@@ -1,8 +1,11 @@
-"""Writing a fax to the quarantine folder: documents, metadata, text and the reason."""
+"""Keeping a fax that cannot be processed: in the journal's database (the quarantine all
+replicas share, where operators resolve it) and, unless turned off, exported to a folder
+(documents, metadata, text and the reason)."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -10,10 +13,15 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from faxflow.paths import make_dirs, safe_extension, safe_name
 from faxflow.types import Decision, Fax
+
+if TYPE_CHECKING:
+    from faxflow.journal import Journal
+
+log = logging.getLogger("faxflow.quarantine")
 
 
 def fax_metadata(fax: Fax) -> dict[str, Any]:
@@ -28,8 +36,13 @@ def fax_metadata(fax: Fax) -> dict[str, Any]:
         "results": {k: {"outcome": r.outcome.value, "detail": r.detail,
                         "reference": r.reference} for k, r in fax.results.items()},
         "problems": [asdict(p) for p in fax.problems],
+        # Counts as in the delivered metadata (pages read, in the documents, the sender's
+        # claim); "pages" here is the list of pages.
+        "pages_read": fax.pages_read,
+        "pages_total": fax.pages_total,
+        "pages_reported": fax.job.fax_page_count,
         "pages": [{"document": p.document, "number": p.number, "confidence": p.confidence,
-                   "error": p.error} for p in fax.pages],
+                   "error": p.error, "skipped": p.skipped} for p in fax.pages],
     }
 
 
@@ -53,8 +66,7 @@ def write_quarantine(base: Path, fax: Fax, decision: Decision, file_mode: int = 
         meta["quarantined_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         meta["reasons"] = list(decision.reasons)
         meta["delivered_routes"] = list(delivered)
-        meta["votes"] = {n: (v.verdict.value, v.reason) if v else None
-                         for n, v in decision.votes.items()}
+        meta["votes"] = votes(decision)
         (tmp / "metadata.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False,
                                                       default=str), encoding="utf-8")
         lines = list(decision.reasons)
@@ -74,3 +86,34 @@ def write_quarantine(base: Path, fax: Fax, decision: Decision, file_mode: int = 
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
+
+
+def keep(journal: Journal, fax: Fax, decision: Decision, worker: str,
+         export: Path | None, file_mode: int = 0o600, dir_mode: int = 0o700) -> Path | None:
+    """Quarantine `fax`: into the database (raises if that fails: then it must not be
+    acknowledged), then into the export folder if one is configured (a failure there is
+    logged, the database holds the fax). Returns the export folder, if written."""
+    # Also the routes of earlier attempts (before a crash or a not-yet): the record must say
+    # where the fax already went.
+    delivered = sorted(k for k, r in journal.routes(fax.topic, fax.id).items()
+                       if r.state == "delivered")
+    meta = fax_metadata(fax)
+    meta["votes"] = votes(decision)
+    documents = [(doc.ref.name or f"document-{i}", safe_extension(doc.ref.extension),
+                  doc.path.read_bytes()) for i, doc in enumerate(fax.documents, start=1)
+                 if doc.path.exists()]
+    fax.scratch["quarantine_id"] = journal.records.quarantine(
+        fax.topic, fax.id, documents, decision.reasons, meta["votes"], meta, delivered,
+        fax.text, worker)
+    if export is None:
+        return None
+    try:
+        return write_quarantine(export, fax, decision, file_mode, dir_mode, delivered)
+    except OSError as exc:
+        log.error("fax %s: exporting the quarantine to %s failed (%s); the journal's "
+                  "quarantine holds it", fax.id, export, exc)
+        return None
+
+
+def votes(decision: Decision) -> dict[str, Any]:
+    return {n: (v.verdict.value, v.reason) if v else None for n, v in decision.votes.items()}

@@ -47,8 +47,9 @@ def preflight(app: App) -> list[ConfigProblem]:
     if config.journal.backend == "postgresql" and importlib.util.find_spec("psycopg") is None:
         problems.append(ConfigProblem(("journal", "backend"), "postgresql needs the Python "
                                       "package psycopg: pip install 'faxflow[postgresql]'"))
-    folders = [("worker", "spool_dir", config.worker.spool_dir),
-               ("worker", "quarantine_dir", config.worker.quarantine_dir)]
+    folders = [("worker", "spool_dir", config.worker.spool_dir)]
+    if config.worker.quarantine_dir:
+        folders.append(("worker", "quarantine_dir", config.worker.quarantine_dir))
     if config.journal.backend == "sqlite":
         folders.append(("journal", "path", str(Path(config.journal.path).parent)))
     for section, key, value in folders:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import time
 from collections.abc import Collection
@@ -31,11 +32,16 @@ def fax_dir(spool: Path, topic: str, fax_id: str) -> Path:
     return spool / safe_name(topic) / safe_name(fax_id)
 
 
-def make_fax_dir(spool: Path, topic: str, fax_id: str, mode: int = 0o700) -> Path:
+def make_fax_dir(spool: Path, topic: str, fax_id: str, mode: int = 0o700,
+                 file_mode: int = 0o600) -> Path:
     folder = make_dirs(fax_dir(spool, topic, fax_id), mode)
     marker = folder / MARKER
-    if not marker.exists():
-        marker.write_text(json.dumps({"topic": topic, "id": fax_id}), encoding="utf-8")
+    if not marker.exists():  # it names the fax: as private as the documents beside it
+        fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW,
+                     file_mode & 0o600)
+        os.fchmod(fd, file_mode)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(json.dumps({"topic": topic, "id": fax_id}))
     return folder
 
 

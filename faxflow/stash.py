@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from typing import Any, Generic, TypeVar, cast
 
+__all__ = ["Stash", "StashKey"]
+
 T = TypeVar("T")
 D = TypeVar("D")
 

@@ -13,10 +13,35 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+# What plugins use (docs/api.md). Batch and BatchMeta are the Retarus client's.
+__all__ = [
+    "Classification",
+    "Decision",
+    "DeliveryResult",
+    "DestinationType",
+    "Document",
+    "DocumentRef",
+    "Fax",
+    "Job",
+    "Notice",
+    "Number",
+    "Outcome",
+    "PageText",
+    "Problem",
+    "Route",
+    "Target",
+    "Verdict",
+    "Vote",
+]
+
 
 @dataclass(frozen=True, slots=True)
 class Number:
-    """A phone number as Retarus sent it (`raw`) and normalized to E.164 (None if unparsable)."""
+    """A phone number as Retarus sent it (`raw`) and normalized to E.164 (None if unparsable).
+
+    ``str(number)`` is the E.164 form, or the raw text when it could not be parsed. A sender's
+    number is what the sending line claims (caller ID): it proves nobody's identity.
+    """
 
     raw: str
     e164: str | None
@@ -27,7 +52,12 @@ class Number:
 
 @dataclass(frozen=True, slots=True)
 class DocumentRef:
-    """One document of a job as listed by the API: its URL and the file name at its end."""
+    """One document of a job as listed by the API: its URL and the file name at its end.
+
+    Part of the `Job`, so as untrusted as the rest of it: pass `name` through
+    `faxflow.delivery.safe_component` before it goes into a path. `extra` holds what the API
+    sent about the document that faxflow does not know.
+    """
 
     url: str
     name: str  # last path segment, percent-decoded, e.g. "29.pdf"
@@ -41,6 +71,12 @@ class Job:
 
     Fields the API did not send are None; fields it sent that we do not know are in `extra`;
     `raw` is the job object exactly as received.
+
+    Plugins read it as ``fax.job``. All of it is the sender's and Retarus' data, not
+    faxflow's: treat it as untrusted input. `sender_fax_id` and `receiver_fax_id` are free
+    text typed into fax machines and `sender_isdn` is caller ID; never build a path, a command
+    or a mail header from them unchecked (`faxflow.delivery.safe_component`,
+    `faxflow.delivery.one_line`).
     """
 
     id: str
@@ -84,7 +120,14 @@ class Batch:
 
 @dataclass(frozen=True, slots=True)
 class Document:
-    """A document downloaded to local disk (in the spool folder)."""
+    """A document downloaded to local disk (in the spool folder).
+
+    The core downloads every document of the job into ``fax.documents`` before any hook sees
+    the fax. `size` (bytes) and `sha256` describe the content as downloaded; `content_type` is
+    the MIME type the download declared (lower case), None if it declared none. The fax's
+    spool folder is removed when the attempt ends: read or copy `path` during the hooks, never
+    keep it for later.
+    """
 
     ref: DocumentRef
     path: Path
@@ -97,8 +140,14 @@ class Document:
 class PageText:
     """Text of one page as extracted by a text-extraction plugin.
 
-    `error` is set (and `text` empty) when this page could not be read; the other pages
-    still count.
+    `error` is set (and `text` empty) when this page could not be read: a failure, which the
+    core does not let pass as a blank page (``[worker] unreadable_pages``). `skipped` marks a
+    page not read on purpose (e.g. beyond the OCR plugin's ``max_pages``): not a failure,
+    but it is not counted as read either.
+
+    What `faxflow_extract_text` returns, one per page; the core appends them to
+    ``fax.pages``. `confidence` is None when the engine gives none. The core fills in
+    `document` when the extractor leaves it empty.
     """
 
     number: int  # 1-based page number within its document
@@ -106,11 +155,21 @@ class PageText:
     confidence: float | None = None  # mean word confidence 0..100, if the engine gives one
     error: str | None = None
     document: str = ""  # DocumentRef.name this page belongs to
+    skipped: bool = False
+
+    @property
+    def read(self) -> bool:
+        """Whether this page's text was actually read."""
+        return self.error is None and not self.skipped
 
 
 @dataclass(frozen=True, slots=True)
 class Classification:
     """What a classifier contributes: labels (merged as a set) and typed fields (merged).
+
+    What `faxflow_classify` returns. The core adds `labels` to ``fax.labels`` (a union over
+    all plugins) and `fields` to ``fax.fields`` (a later plugin's value for the same field
+    wins; the conflict is logged); routing reads both.
 
     `explain` optionally says why, for people: lines under a heading, your plugin's name
     (``{"classifier": ("invoice 0.97", ...)}``). The core collects them in
@@ -129,6 +188,12 @@ class Route:
     `key` identifies the route stably across attempts (e.g. "rule-name/0"); the journal uses
     it to never deliver the same fax to the same route twice. `options` are already rendered
     (templates filled in) for this fax.
+
+    So a key must be the same on every attempt for the same fax and target, and unique among
+    the fax's routes: derive it from the configuration (a rule's name and the route's place in
+    it), never from the time or a counter. A key that changes between attempts delivers
+    again; a second route with a key already contributed is dropped. `type` names the
+    destination type (`DestinationType.name`) whose plugin delivers it.
     """
 
     key: str
@@ -138,6 +203,12 @@ class Route:
 
 
 class Outcome(enum.StrEnum):
+    """How a delivery ended (``DeliveryResult.outcome``).
+
+    ``DELIVERED``: done; the journal records it and this route is never delivered again for
+    this fax.
+    """
+
     DELIVERED = "delivered"
     TRANSIENT = "transient"  # try again later: the fax stays locked and comes back
     PERMANENT = "permanent"  # will never work: quarantine the fax
@@ -145,7 +216,13 @@ class Outcome(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class DeliveryResult:
-    """What a destination reports for one route."""
+    """What a destination reports for one route.
+
+    What `faxflow_deliver` returns; build it with `delivered`, `transient` or `permanent`.
+    The core records it in the journal and in ``fax.results`` (by route key) and votes from
+    it: a permanent result quarantines the fax, a transient one brings it back later (the
+    routes already delivered are not delivered again).
+    """
 
     outcome: Outcome
     detail: str = ""  # human readable: where it went, or the server's message
@@ -153,18 +230,31 @@ class DeliveryResult:
 
     @classmethod
     def delivered(cls, detail: str = "", reference: str | None = None) -> DeliveryResult:
+        """Delivered: `detail` says where it went, `reference` identifies it there (a ticket
+        id, a Message-ID, a file path)."""
         return cls(Outcome.DELIVERED, detail, reference)
 
     @classmethod
     def transient(cls, detail: str) -> DeliveryResult:
+        """Not delivered, but it may work later (a server down, a rate limit): the fax comes
+        back after its lock timeout and this route is tried again with ``uncertain=True``."""
         return cls(Outcome.TRANSIENT, detail)
 
     @classmethod
     def permanent(cls, detail: str) -> DeliveryResult:
+        """Not delivered and it never will be for this fax (refused, invalid): the fax is
+        quarantined with `detail` among the reasons."""
         return cls(Outcome.PERMANENT, detail)
 
 
 class Verdict(enum.StrEnum):
+    """What a `Vote` or a `Decision` says about acknowledging a fax at Retarus.
+
+    ``ACK``: acknowledge it; Retarus does not hand it out again. ``NOT_YET``: leave it locked
+    so it comes back after the lock timeout. ``QUARANTINE``: keep it in the quarantine folder
+    with the reasons, then acknowledge it.
+    """
+
     ACK = "ack"
     NOT_YET = "not-yet"  # leave it locked; it comes back after the lock timeout
     QUARANTINE = "quarantine"
@@ -172,25 +262,45 @@ class Verdict(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Vote:
+    """One plugin's opinion on acknowledging a fax: what `faxflow_ack_vote` returns.
+
+    Build it with `ack`, `not_yet` or `quarantine`; return None to abstain. Any quarantine
+    vote wins, then any not-yet, else the fax is acknowledged (`faxflow.ack.decide`); the core
+    votes too, from ``fax.problems`` and ``fax.results``. `reason` goes to the log and to the
+    quarantine record.
+    """
+
     verdict: Verdict
     reason: str = ""
 
     @classmethod
     def ack(cls, reason: str = "") -> Vote:
+        """Acknowledge, as far as this plugin is concerned."""
         return cls(Verdict.ACK, reason)
 
     @classmethod
     def not_yet(cls, reason: str) -> Vote:
+        """Not yet: the fax stays locked and comes back after the lock timeout, until
+        ``[worker] max_attempts`` quarantines it (``retry_for`` may extend that)."""
         return cls(Verdict.NOT_YET, reason)
 
     @classmethod
     def quarantine(cls, reason: str) -> Vote:
+        """Quarantine: the fax is kept in the quarantine folder with `reason`, then
+        acknowledged; it does not come back."""
         return cls(Verdict.QUARANTINE, reason)
 
 
 @dataclass(frozen=True, slots=True)
 class Problem:
-    """A stage that failed, turned into data (like pytest's CallInfo) for later hooks and votes."""
+    """A stage that failed, turned into data (like pytest's CallInfo) for later hooks and votes.
+
+    The core appends one to ``fax.problems`` when a download fails or a stage hook raises;
+    the stages after it are skipped and the core votes not-yet (`transient`) or quarantine.
+    Plugins read them (in `faxflow_ack_vote`, the notifications); to report one, raise from
+    the stage hook instead of appending. `plugin` is meant to name the plugin that failed;
+    the core leaves it None for now, as a hook call does not say which implementation raised.
+    """
 
     stage: str  # "download", "extract_text", "classify", "route", "deliver:<key>", ...
     plugin: str | None
@@ -201,7 +311,23 @@ class Problem:
 @dataclass(slots=True)
 class Fax:
     """The event that travels through the hooks: one job, its local documents, and what the
-    plugins have found so far. Plugins read it; the core writes it from their results."""
+    plugins have found so far. Plugins read it; the core writes it from their results.
+
+    The core writes, plugins read: `job` (Retarus' data, untrusted), `topic`, `attempt` (1 on
+    the first attempt, counted in the journal across workers and restarts), `documents`
+    (downloaded before any hook runs), `pages` (from `faxflow_extract_text`), `labels` and
+    `fields` (merged from `faxflow_classify`), `explanations` (the classifiers' `explain`
+    lines by heading), `routes` (from `faxflow_route`), `results` (by
+    route key, from `faxflow_deliver`, including routes delivered by an earlier attempt) and
+    `problems`. Return results from the hooks rather than writing these fields yourself.
+
+    Plugins write: `artifacts`, files made for destinations (the OCR plugin puts its
+    searchable PDF at ``"searchable_pdf"``, next to the document in the fax's spool folder,
+    which is removed when the attempt ends), and `scratch`, free space by plugin name
+    (``fax.scratch["myplugin"]``); the core's own keys there are ``"owner"`` and
+    ``"quarantine_dir"`` (set before `faxflow_fax_quarantined`). Every attempt starts from a
+    new `Fax`: nothing carries over but what the journal keeps.
+    """
 
     job: Job
     topic: str
@@ -222,6 +348,8 @@ class Fax:
 
     @property
     def id(self) -> str:
+        """The job id (``fax.job.id``), unique within its topic; Retarus' text, so pass it
+        through `faxflow.delivery.safe_component` before it goes into a path."""
         return self.job.id
 
     @property
@@ -229,14 +357,55 @@ class Fax:
         """All pages' text, pages separated by a form feed."""
         return "\f".join(p.text for p in self.pages)
 
+    @property
+    def pages_total(self) -> int | None:
+        """Pages in the documents, as text extraction found them; None if nothing was read
+        (no text-extraction plugin). The sender's own count is ``job.fax_page_count``."""
+        return len(self.pages) if self.pages else None
+
+    @property
+    def pages_read(self) -> int | None:
+        """Pages whose text was read (not failed, not skipped); None as for `pages_total`."""
+        return sum(p.read for p in self.pages) if self.pages else None
+
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """The outcome of the acknowledgement vote for one fax."""
+    """The outcome of the acknowledgement vote for one fax.
+
+    Made by `faxflow.ack.decide` from every plugin's vote, or returned by a plugin that takes
+    over `faxflow_process_fax`; `faxflow_fax_acknowledged`, `faxflow_fax_quarantined` and
+    `faxflow_fax_failed` receive it. `votes` maps plugin names to their votes (None:
+    abstained); `reasons` are the reasons of the votes that decided it, as
+    ``"plugin: reason"`` (none for an acknowledgement), and the core may add its own
+    (``"gave up after 5 attempts"``).
+    """
 
     verdict: Verdict
     reasons: tuple[str, ...]
     votes: dict[str, Vote | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where an operator may send a fax by hand (`faxflow_route_targets`): its name and the
+    labels it gives the fax (a rule's), which a learning classifier takes as the answer."""
+
+    name: str
+    labels: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A message for people rather than a fax (an alert digest), sent through a destination
+    that implements `faxflow_notify`. `subject` and `text` hold no header-unsafe text of
+    their own making; destinations still treat them as untrusted (they quote fax data)."""
+
+    key: str  # stable per notice: Message-ID, Idempotency-Key
+    subject: str
+    text: str
+    items: tuple[dict[str, Any], ...] = ()  # the same, for machines
+    link: str | None = None  # where operators look (the console)
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +421,9 @@ class DestinationType:
     `address_options` names the options that say where a fax goes (recipients, URLs):
     ``faxflow check`` warns when a template fills one of them from what the fax's sender
     controls.
+
+    A `Route` whose `type` is `name` goes to the declaring plugin's `faxflow_deliver`, which
+    returns None for the types that are not its own. `description` is for people (one line).
     """
 
     name: str

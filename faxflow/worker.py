@@ -19,10 +19,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from faxflow import spool
+from faxflow import quarantine, spool
 from faxflow.ack import decide, describe
+from faxflow.housekeeping import Housekeeper
 from faxflow.paths import safe_extension
-from faxflow.quarantine import write_quarantine
+from faxflow.protocol import document_label
 from faxflow.retarus import NotFoundError, ProtocolError, TooLargeError
 from faxflow.types import Decision, Fax, Job, Problem, Verdict, Vote
 
@@ -56,13 +57,13 @@ class Worker:
         self.journal = app.journal
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
         self.on_idle = on_idle  # called when every topic came back empty (demo, tests)
+        self.housekeeper = Housekeeper(app, self.journal, self.worker_id)
         self._stop = threading.Event()
         self._cond = threading.Condition()
         self._in_flight = 0
         self._acks: dict[str, dict[str, Decided]] = {}
         self._topic_turn = 0
         self._busy: set[Path] = set()  # spool folders of the faxes in flight here
-        self._next_spool_check = 0.0
         self.metrics = app.metrics
         # Fixed for the life of the worker (its thread pool); a reload changes it at restart.
         self.concurrency = app.config.worker.concurrency
@@ -86,7 +87,9 @@ class Worker:
         delay = 0.0
         try:
             while not self._stop.is_set():
-                self._clean_stale_spool()
+                with self._cond:
+                    busy = set(self._busy)
+                self.housekeeper.tick(busy)
                 full = self._pull_round(executor)
                 if full:  # more are waiting: pull again as soon as enough slots are free
                     delay = 0.0
@@ -121,20 +124,6 @@ class Worker:
                 if left <= 0 or any(self._acks.values()):
                     return
                 self._cond.wait(left)
-
-    def _clean_stale_spool(self) -> None:
-        """At start and then every lock timeout (at least a minute): remove what killed
-        workers left in the spool."""
-        now = time.monotonic()
-        if now < self._next_spool_check:
-            return
-        self._next_spool_check = now + max(60.0, float(self.app.config.retarus.lock_timeout))
-        with self._cond:
-            busy = set(self._busy)
-        try:
-            spool.clean_stale(self.app.spool_dir, self.journal, busy)
-        except Exception as exc:  # e.g. the journal out of reach: next time
-            log.warning("cleaning the spool failed: %s", exc)
 
     def _refresh_client(self) -> None:
         settings = self.app.config.retarus
@@ -181,6 +170,7 @@ class Worker:
                 continue
             self.metrics.pull_succeeded()
             self._confirm_acks(topic, pending)
+            self.housekeeper.pulled(topic)
             for job in batch.jobs:
                 with self._cond:
                     self._in_flight += 1
@@ -332,20 +322,22 @@ class Worker:
     def _download(self, fax: Fax) -> bool:
         """Download every document; a failure becomes a problem on the fax."""
         folder = spool.make_fax_dir(self.app.spool_dir, fax.topic, fax.id,
-                                    self.app.config.dir_mode)
+                                    self.app.config.dir_mode, self.app.config.file_mode)
         limit = self.app.config.retarus.max_download_bytes
+        count = len(fax.job.documents)
         for i, ref in enumerate(fax.job.documents, start=1):
             dest = folder / f"document-{i}.{safe_extension(ref.extension)}"
+            label = document_label(i, count, ref.name)
             try:
                 fax.documents.append(self.client.download(ref, dest, max_bytes=limit))
             except NotFoundError as exc:
-                fax.problems.append(Problem("download", None, f"document {ref.name} is gone "
-                                            f"at Retarus (expired?): {exc}", transient=False))
+                fax.problems.append(Problem("download", None, f"{label}: gone at Retarus "
+                                            f"(expired?): {exc}", transient=False))
             except (TooLargeError, ProtocolError) as exc:  # no second try can fix the document
-                fax.problems.append(Problem("download", None, f"document {ref.name or i}: {exc}",
+                fax.problems.append(Problem("download", None, f"{label}: {exc}",
                                             transient=False))
             except Exception as exc:  # network, credentials: may work on the next attempt
-                fax.problems.append(Problem("download", None, f"document {ref.name or i}: {exc}"))
+                fax.problems.append(Problem("download", None, f"{label}: {exc}"))
         if not fax.job.documents:
             fax.problems.append(Problem("download", None, "the job lists no document",
                                         transient=False))
@@ -355,22 +347,21 @@ class Worker:
         app = self.app
         line = f"fax {fax.id} topic {fax.topic} attempt {fax.attempt}: {describe(decision)}"
         if decision.verdict is Verdict.QUARANTINE:
-            # Also those of earlier attempts (before a crash or a not-yet): the record must
-            # say where the fax already went.
-            delivered = sorted(k for k, r in self.journal.routes(fax.topic, fax.id).items()
-                               if r.state == "delivered")
             try:
-                where = write_quarantine(app.quarantine_dir, fax, decision,
-                                         app.config.file_mode, app.config.dir_mode, delivered)
-            except OSError as exc:
-                log.error("%s; writing the quarantine folder failed (%s): not acknowledged",
+                where = quarantine.keep(self.journal, fax, decision, self.worker_id,
+                                        app.quarantine_dir if app.config.worker.quarantine_dir
+                                        else None, app.config.file_mode, app.config.dir_mode)
+            except Exception as exc:  # the journal's database, or reading the spool
+                log.error("%s; keeping it in the quarantine failed (%s): not acknowledged",
                           line, exc)
                 self.journal.decide(fax.topic, fax.id, "retry", f"quarantine failed: {exc}")
                 return
-            fax.scratch["quarantine_dir"] = where
+            if where is not None:
+                fax.scratch["quarantine_dir"] = where
             self.journal.decide(fax.topic, fax.id, "quarantine", "; ".join(decision.reasons))
             self.metrics.quarantined.labels(fax.topic).inc()
-            log.warning("%s -> %s", line, where, extra=event(fax, "quarantined", decision))
+            log.warning("%s -> quarantine %s", line, where or f"#{fax.scratch['quarantine_id']}",
+                        extra=event(fax, "quarantined", decision))
             app.notify("faxflow_fax_quarantined", fax=fax, decision=decision, app=app)
             self._queue_ack(fax, decision)
         elif decision.verdict is Verdict.ACK:

@@ -219,7 +219,7 @@ def test_explain_shows_the_label_probabilities_and_terms(trained: Path) -> None:
     assert lines[4].startswith("model: classifier.json, 3 labels, trained 20")
     assert "Labels: invoice" in result.output
 
-    data = json.loads(cli(*args, "--json").output)
+    data = json.loads(cli(*args, "--json").stdout)
     assert data["classifiers"]["classifier"] == section.replace("    ", "").splitlines()
     assert data["labels"] == ["invoice"]
 

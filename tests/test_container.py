@@ -214,6 +214,42 @@ def test_the_compose_config_passes_faxflow_check(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_compose_console_shares_the_config_and_signs_in_with_the_demo_secrets() -> None:
+    """The console service: the workers' configuration and journal, its port on loopback
+    only, and with the demo secrets a secret and an admin who can sign in (the password the
+    compose file names)."""
+    from argon2 import PasswordHasher
+    from faxflow_console.settings import parse, startup_problems
+
+    from faxflow.config import read
+
+    services = compose()["services"]
+    console = services["console"]
+    assert console["command"] == ["console", "-c", "/etc/faxflow/faxflow.toml"]
+    assert console["volumes"][0] == services["worker"]["volumes"][0]
+    assert console["ports"] == ["127.0.0.1:8090:8090"]
+    assert "8090/healthz" in " ".join(console["healthcheck"]["test"])
+    env = {k: re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", str(v))
+           for k, v in console["environment"].items()}
+    assert {k: v for k, v in env.items() if k in worker_env()} == {
+        k: v for k, v in worker_env().items() if k in env}  # the same journal and Retarus
+    for name in [n for n in env if n.endswith("_FILE")]:
+        secret = Path(env.pop(name)).name
+        assert secret in console["secrets"] and secret in compose()["secrets"]
+        env[name.removesuffix("_FILE")] = (ROOT / "docker" / "demo-secrets" / secret
+                                           ).read_text().rstrip("\n")
+    config, problems = read(ROOT / "docker" / "faxflow.toml", env)
+    assert not problems
+    settings, problems = parse(config.plugin_options("console"))
+    assert not problems and not startup_problems(settings)
+    assert settings.listen == "0.0.0.0:8090" and settings.users["admin"].role == "operator"
+    assert PasswordHasher().verify(settings.users["admin"].password_hash,
+                                   "faxflow-demo-console")
+    assert "faxflow-demo-console" in (ROOT / "compose.yaml").read_text()
+    # The workers get none of the console's secrets.
+    assert "console_secret" not in services["worker"]["secrets"]
+
+
 def test_entrypoint_turns_secret_files_into_variables(tmp_path: Path) -> None:
     """docker/entrypoint.sh with a stand-in `faxflow` that prints its environment."""
     (tmp_path / "faxflow").write_text('#!/bin/sh\necho "args=$*"\nenv\n')

@@ -5,21 +5,54 @@ from __future__ import annotations
 
 import email
 import os
+import re
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
+
+import httpx
 
 
 def test_demo_routes_every_fax_where_the_rules_say(tmp_path: Path) -> None:
+    """Run with --console (the plain demo is the same until its last line): the console
+    then shows the corrupt fax in the quarantine until Ctrl-C."""
     env = {k: v for k, v in os.environ.items() if k != "FAXFLOW_LOAD_PLUGINS"}
-    result = subprocess.run([sys.executable, "-m", "faxflow", "demo", "--dir",
-                             str(tmp_path / "demo")], capture_output=True, text=True, env=env,
-                            timeout=600)
-    assert result.returncode == 0, result.stdout + result.stderr
-    out = result.stdout
-    assert "Summary" in out and "Traceback" not in out + result.stderr
+    demo = subprocess.Popen([sys.executable, "-m", "faxflow", "demo", "--console", "--dir",
+                             str(tmp_path / "demo")], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(demo.stdout.readline, "")),
+                              daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 600
+    while not any(line.startswith("Web console:") for line in lines):
+        assert demo.poll() is None and time.monotonic() < deadline, "".join(lines)
+        time.sleep(0.2)
+    try:
+        line = next(line for line in lines if line.startswith("Web console:"))
+        url, password = re.search(r"(http://127\.0\.0\.1:\d+/)\s+user: demo\s+password: "
+                                  r"(\S+)", line).groups()
+        with httpx.Client(base_url=url, timeout=30) as client:
+            token = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text)
+            signed = client.post("/login", data={"username": "demo", "password": password,
+                                                 "csrf": token.group(1)})
+            assert signed.status_code == 303
+            queue = client.get("/quarantine").text
+            assert "PDF is damaged" in queue and queue.count('<th scope="row">') == 1
+    finally:
+        demo.send_signal(signal.SIGINT)
+        demo.wait(30)
+        reader.join(10)
+    stderr = demo.stderr.read()
+    assert demo.returncode == 0, "".join(lines) + stderr
+    out = "".join(lines)
+    assert "Summary" in out and "Traceback" not in out + stderr
+    assert out.rstrip().endswith("console stopped")
     # Progress lines only: the worker's log lines go to the demo's worker.log.
-    assert "WARNING" not in out + result.stderr and " INFO " not in out + result.stderr
+    assert "WARNING" not in out + stderr and " INFO " not in out + stderr
     assert "quarantine because" in (tmp_path / "demo" / "worker.log").read_text()
     base = tmp_path / "demo"
     referrals = list((base / "folders" / "referrals").glob("PID-*.pdf"))

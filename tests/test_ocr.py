@@ -5,19 +5,30 @@ About 10 pages are OCR'd in the whole file (~1.5 s each); the rest never reaches
 
 from __future__ import annotations
 
+import errno
+import io
+import os
+import re
+import sqlite3
 import subprocess
+import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import faxflow_ocr
 import pluggy
 import pytest
+from faxflow_ocr.budget import Budget
+from faxflow_ocr.failures import is_transient
 from faxflow_ocr.options import OcrOptions
 from faxflow_ocr.service import OcrService
+from hostile import documents as hostile_docs
 from PIL import Image
 
 import faxflow.config
 import faxflow.hookspecs
+from faxflow import protocol
 from faxflow.app import App
 from faxflow.errors import PermanentError
 from faxflow.samples import cer, make_fax, normalize_text
@@ -301,17 +312,75 @@ def test_a_slow_page_does_not_hold_back_the_next_ones(
 # --- limits ---------------------------------------------------------------------------------
 
 
-def test_pages_beyond_the_cap_are_recorded_as_skipped(tmp_path: Path) -> None:
-    sample = make_fax(kind="order", pages=3, resolution="standard", fmt="pdf", seed=5)
-    ocr = service(tmp_path, max_pages=1, cache=False)
+@pytest.mark.parametrize("fmt", ["pdf", "tiff"])
+def test_too_many_pages_quarantine_the_fax_before_any_page_is_decoded(
+        tmp_path: Path, fmt: str) -> None:
+    """The default: a document over max_pages is a permanent problem naming it, its page
+    count and max_pages, decided from the headers (tesseract never runs). It used to be
+    delivered with pages 2-3 silently empty."""
+    sample = make_fax(kind="order", pages=3, resolution="standard", fmt=fmt, seed=5)
+    app = make_app(tmp_path, "max_pages = 1")
+    document = write(tmp_path, f"c.{sample.extension}", sample.content)
+    fax = fax_of(document)
     try:
-        outcome = ocr.read(write(tmp_path, "c.pdf", sample.content).path, "c.pdf", "", "eng")
+        protocol.extract_text(fax, app)
+        assert app.state[faxflow_ocr.STATE_KEY].engine.calls == 0
     finally:
-        ocr.close()
-    assert ocr.engine.calls == 1
-    assert outcome.page_count == 3 and outcome.skipped == [2, 3]
-    assert outcome.pages[0].error is None and outcome.pages[0].text
-    assert [p.error for p in outcome.pages[1:]] == ["skipped: beyond max_pages (1)"] * 2
+        app.shutdown()
+    assert [(p.message, p.transient) for p in fax.problems] == [
+        (f"document 1 of 1 (c.{sample.extension}): 3 pages, more than max_pages (1); "
+         'not read (too_many_pages = "quarantine")', False)]
+    assert fax.pages == []
+
+
+@pytest.mark.parametrize("fmt", ["pdf", "tiff"])
+def test_too_many_pages_deliver_reads_max_pages_and_keeps_every_page(
+        tmp_path: Path, fmt: str) -> None:
+    """too_many_pages = "deliver": page 1 read, pages 2-3 marked skipped (not an error), and
+    the searchable PDF holds all 3 pages, the ones not read without a text layer."""
+    sample = make_fax(kind="order", pages=3, resolution="standard", fmt=fmt, seed=5)
+    app = make_app(tmp_path, 'max_pages = 1\ntoo_many_pages = "deliver"\n'
+                   "searchable_pdf = true")
+    document = write(tmp_path, f"c.{sample.extension}", sample.content)
+    fax = fax_of(document)
+    try:
+        protocol.extract_text(fax, app)
+        assert app.state[faxflow_ocr.STATE_KEY].engine.calls == 1
+    finally:
+        app.shutdown()
+    assert fax.problems == []
+    assert [(p.number, p.skipped, p.error) for p in fax.pages] == [
+        (1, False, None), (2, True, None), (3, True, None)]
+    assert fax.pages[0].text and (fax.pages_read, fax.pages_total) == (1, 3)
+    assert fax.scratch["ocr"][document.ref.name]["skipped"] == [2, 3]
+    searchable = fax.artifacts["searchable_pdf"]
+    assert pdf_pages(searchable) == 3
+    texts = [pdf_text(searchable, n) for n in (1, 2, 3)]
+    assert "order" in texts[0].lower() and texts[1:] == ["", ""]
+    images = pdf_images(searchable)
+    assert [page for page, _ in images] == [1, 2, 3]  # every page shows the fax
+    with Image.open(io.BytesIO(make_fax(kind="order", pages=3, resolution="standard",
+                                        fmt="tiff", seed=5).content)) as tiff:
+        tiff.seek(1)
+        assert images[1][1] == tiff.size  # the fax's own pixels, not re-rendered
+
+
+def pdf_pages(path: Path) -> int:
+    info = subprocess.run(["pdfinfo", str(path)], capture_output=True, text=True,
+                          check=True).stdout
+    return int(next(line.split()[1] for line in info.splitlines() if line.startswith("Pages:")))
+
+
+def pdf_text(path: Path, page: int) -> str:
+    return subprocess.run(["pdftotext", "-f", str(page), "-l", str(page), str(path), "-"],
+                          capture_output=True, text=True, check=True).stdout.strip("\f\n ")
+
+
+def pdf_images(path: Path) -> list[tuple[int, tuple[int, int]]]:
+    """(page, (width, height)) of every image, from `pdfimages -list`."""
+    rows = subprocess.run(["pdfimages", "-list", str(path)], capture_output=True, text=True,
+                          check=True).stdout.splitlines()[2:]
+    return [(int(r.split()[0]), (int(r.split()[3]), int(r.split()[4]))) for r in rows]
 
 
 def test_page_timeout_gives_a_page_error_and_is_not_cached(tmp_path: Path) -> None:
@@ -375,10 +444,11 @@ def test_small_page_with_a_huge_image_is_not_rendered(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("name", "content", "reason"), [
-    ("empty.pdf", b"", "document empty.pdf is empty (0 bytes)"),
+    ("empty.pdf", b"", "the file is empty (0 bytes)"),
     ("page.pdf", b"<html><body>Session expired</body></html>",
-     "not a PDF: page.pdf starts with '<html><body>'"),
-    ("fax.docx", b"PK\x03\x04rest", "unsupported document type: fax.docx starts with 'PK??rest'"),
+     "not a PDF: the file starts with '<html><body>'"),
+    ("fax.docx", b"PK\x03\x04rest",
+     "unsupported document type: the file starts with 'PK??rest'"),
     ("broken.pdf", b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog >>\nendobj\ngarbage\n",
      "PDF is damaged: Syntax Error: Couldn't find trailer dictionary"),
     ("bad.tif", b"II*\x00garbage", "TIFF is damaged: cannot identify image file bad.tif"),
@@ -483,3 +553,373 @@ def test_languages_by_receiver_compares_e164() -> None:
     assert options.languages_for("+498912345678") == "deu"
     assert options.languages_for("+4930999") == "eng"
     assert options.languages_for(None) == "eng"
+
+
+# --- unreadable pages, damaged documents, whose fault a failure is --------------------------
+
+
+def test_a_page_over_max_pixels_in_a_good_pdf_quarantines_the_fax_naming_the_page(
+        tmp_path: Path) -> None:
+    """Page 2 is refused before decoding: the fax must not be routed on page 1 as if page 2
+    were blank. The core makes it a permanent problem naming document and page."""
+    app = make_app(tmp_path)
+    document = write(tmp_path, "scan.pdf", hostile_docs.pdf_with_a_huge_page())
+    fax = fax_of(document)
+    try:
+        protocol.extract_text(fax, app)
+    finally:
+        app.shutdown()
+    assert [(p.number, p.read) for p in fax.pages] == [(1, True), (2, False)]
+    assert [(p.message, p.transient) for p in fax.problems] == [(
+        "document 1 of 1 (scan.pdf): 1 of 2 pages unreadable: page 2: page is too large: "
+        "40000 x 40000 pixels (max_pixels is 40000000)", False)]
+
+
+def test_unreadable_pages_label_lets_the_fax_go_on_with_every_page_in_the_pdf(
+        tmp_path: Path) -> None:
+    """[worker] unreadable_pages = "label": no problem, the label for a review rule, and the
+    searchable PDF still has the page that could not be read (from the original)."""
+    pm = pluggy.PluginManager("faxflow")
+    pm.add_hookspecs(faxflow.hookspecs)
+    pm.register(faxflow_ocr, name="ocr")
+    text = (f'[worker]\nspool_dir = "{tmp_path / "spool"}"\nunreadable_pages = "label"\n'
+            "[plugins.ocr]\nsearchable_pdf = true\n")
+    config, problems = faxflow.config.parse(text, path=tmp_path / "faxflow.toml")
+    assert problems == []
+    app = App(pm=pm, config=config)
+    app.configure(config)
+    document = write(tmp_path, "scan.pdf", hostile_docs.pdf_with_a_huge_page())
+    fax = fax_of(document)
+    try:
+        protocol.extract_text(fax, app)
+    finally:
+        app.shutdown()
+    assert fax.problems == [] and fax.labels == {protocol.UNREADABLE_LABEL}
+    assert pdf_pages(fax.artifacts["searchable_pdf"]) == 2
+
+
+def test_a_truncated_tiff_is_a_damaged_document_not_a_retry(tmp_path: Path) -> None:
+    """Pillow raises TypeError ("Missing dimensions") counting this TIFF's pages; it was
+    taken for a transient failure and retried with a traceback before quarantine."""
+    ocr = service(tmp_path, cache=False)
+    try:
+        with pytest.raises(PermanentError) as caught:
+            ocr.read(write(tmp_path, "cut.tif", hostile_docs.truncated_tiff()).path,
+                     "cut.tif", "", "eng")
+    finally:
+        ocr.close()
+    assert str(caught.value) == "TIFF is damaged: Missing dimensions"
+
+
+@pytest.mark.parametrize(("make", "error"), [
+    (hostile_docs.tiff_cut_in_a_page, "page could not be read: OSError: decoder error -2"),
+    (hostile_docs.huge_page_pdf, "page is too large: 40000 x 40000 pixels"),
+])
+def test_a_page_that_cannot_be_decoded_is_that_page_s_error(
+        tmp_path: Path, make: Any, error: str) -> None:
+    ocr = service(tmp_path, cache=False)
+    try:
+        outcome = ocr.read(write(tmp_path, "p.bin", make()).path, "p.bin", "", "eng")
+    finally:
+        ocr.close()
+    assert (outcome.pages[0].error or "").startswith(error)
+
+
+@pytest.mark.parametrize(("exc", "transient"), [
+    (OSError(errno.ENOSPC, "No space left on device"), True),
+    (OSError(errno.EMFILE, "Too many open files"), True),
+    (MemoryError(), True),
+    (TypeError("Missing dimensions"), False),  # Pillow on a truncated TIFF
+    (OSError("decoder error -2"), False),  # Pillow on a truncated strip: no errno
+    (OSError(errno.EINVAL, "Invalid argument"), False),  # a seek to a hostile offset
+    (ValueError("tile cannot extend outside image"), False),
+    (KeyError(256), False),
+    (subprocess.CalledProcessError(1, ["pdfunite"]), False),
+])
+def test_failures_are_the_document_s_unless_the_machine_s(exc: BaseException,
+                                                           transient: bool) -> None:
+    assert is_transient(exc) is transient
+
+
+def test_a_full_disk_is_transient_for_a_page_and_for_a_document(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ENOSPC is simulated (raised by a stand-in); a full disk must make the fax come back
+    later, never make a page 'unreadable' nor the document 'damaged'."""
+    import faxflow_ocr.page
+    import faxflow_ocr.service
+
+    sample = make_fax(kind="letter", pages=1, resolution="fine", fmt="tiff", seed=1)
+    path = write(tmp_path, "d.tif", sample.content).path
+
+    def disk_full(*args: Any, **kwargs: Any) -> Any:
+        raise OSError(errno.ENOSPC, "No space left on device (simulated)")
+
+    ocr = service(tmp_path, cache=False)
+    try:
+        with monkeypatch.context() as patch:
+            patch.setattr(faxflow_ocr.page.raster, "load", disk_full)  # page level
+            with pytest.raises(OSError) as caught:
+                ocr.read(path, "d.tif", "", "eng")
+            assert caught.value.errno == errno.ENOSPC
+            assert not isinstance(caught.value, PermanentError)
+        with monkeypatch.context() as patch:
+            patch.setattr(faxflow_ocr.service.doc, "inspect", disk_full)  # document level
+            with pytest.raises(OSError) as caught:
+                ocr.read(path, "d.tif", "", "eng")
+            assert caught.value.errno == errno.ENOSPC
+    finally:
+        ocr.close()
+
+
+# --- the time budget of a document ------------------------------------------------------------
+
+
+def test_budget_runs_only_while_the_document_is_being_read() -> None:
+    now = [0.0]
+    budget = Budget(10, clock=lambda: now[0])
+    now[0] = 100.0  # queued behind other faxes' pages: costs nothing
+    assert budget.page_started() == 10
+    now[0] = 101.0
+    assert budget.page_started() == 9  # a second page at the same time
+    now[0] = 103.0
+    budget.page_ended()
+    budget.page_ended()  # both ran 100-103: 3 s spent, not 5
+    assert budget.left() == 7
+    now[0] = 500.0  # idle again
+    budget.spend(2)  # header checks
+    assert budget.left() == 5 and not budget.exhausted()
+
+
+def _children() -> list[tuple[str, str]]:
+    """(command, state) of this process's child processes (tesseract, pdftoppm, ...)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        name = text[text.index("(") + 1: text.rindex(")")]
+        state, ppid = text[text.rindex(")") + 2:].split()[:2]
+        # Only the tools OCR starts: other tests may leave helpers (multiprocessing's
+        # resource tracker) as children of this process.
+        if int(ppid) == os.getpid() and name.startswith(("pdf", "tesseract")):
+            found.append((name, state))
+    return found
+
+
+def test_a_pathological_pdf_is_stopped_at_its_budget_and_frees_the_pool(
+        tmp_path: Path) -> None:
+    """8 pages of dashed strokes (seconds of rendering each) with a 3 s budget: stopped
+    after about 3 s instead of 8 x page time, poppler and tesseract killed, and the next
+    document is read at once."""
+    ocr = service(tmp_path, cache=False, workers=2, document_timeout=3)
+    slow = write(tmp_path, "x.pdf", hostile_docs.dashed_strokes_pdf()).path
+    sample = make_fax(kind="letter", pages=1, resolution="fine", fmt="tiff", seed=1)
+    normal = write(tmp_path, "n.tif", sample.content).path
+    try:
+        started = time.monotonic()
+        with pytest.raises(PermanentError) as caught:
+            ocr.read(slow, "x.pdf", "", "eng")
+        took = time.monotonic() - started
+        assert re.fullmatch(r"not read within its time budget of 3 s \(document_timeout\); "
+                            r"[0-2] of 8 pages read", str(caught.value)), caught.value
+        assert took < 3 + 3, took  # the budget, poppler's 1 s rounding and a little
+        assert [c for c in _children() if c[1] != "Z"] == []  # nothing left running
+        started = time.monotonic()
+        outcome = ocr.read(normal, "n.tif", "", "eng")
+        assert time.monotonic() - started < 15  # ~1.5 s: the pool was free
+        assert document_cer(sample.page_texts, outcome.pages) < 0.01
+    finally:
+        ocr.close()
+
+
+def test_a_busy_pool_does_not_spend_a_document_s_budget(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The only pool thread is busy for 2 s with another fax's page; a document with a 1 s
+    budget whose page takes 0.3 s is read, because waiting in the queue costs nothing."""
+    import threading
+
+    import faxflow_ocr.service
+    from faxflow_ocr.engine import OcrResult
+    from faxflow_ocr.page import PageResult
+
+    def quick_page(path: Path, kind: str, page: Any, *args: Any) -> PageResult:
+        time.sleep(0.3)
+        return PageResult(page.number, OcrResult("text", 90.0, 1), False, 0, 0.0, 0.3)
+
+    monkeypatch.setattr(faxflow_ocr.service, "read_page", quick_page)
+    ocr = service(tmp_path, cache=False, workers=1, document_timeout=1)
+    sample = make_fax(kind="letter", pages=1, resolution="fine", fmt="pdf", seed=1)
+    path = write(tmp_path, "q.pdf", sample.content).path
+    busy = threading.Event()
+    try:
+        ocr.pool.submit(lambda: (busy.set(), time.sleep(2)))  # another fax's slow page
+        busy.wait(5)
+        started = time.monotonic()
+        outcome = ocr.read(path, "q.pdf", "", "eng")
+        assert time.monotonic() - started > 1.9  # it did wait for the pool
+    finally:
+        ocr.close()
+    assert [p.text for p in outcome.pages] == ["text"]
+
+
+def test_a_page_gets_no_more_time_than_its_document_has_left(tmp_path: Path) -> None:
+    """The budget's remainder is the engine's timeout (tesseract is killed at the end)."""
+    ocr = service(tmp_path, cache=False, workers=1, document_timeout=5)
+    timeouts: list[float] = []
+    real_ocr = ocr.engine.ocr
+
+    def recording(*args: Any, **kwargs: Any) -> Any:  # the real engine, its timeout noted
+        timeouts.append(args[4])
+        return real_ocr(*args, **kwargs)
+
+    ocr.engine.ocr = recording  # type: ignore[method-assign]
+    sample = make_fax(kind="letter", pages=1, resolution="fine", fmt="tiff", seed=1)
+    try:
+        ocr.read(write(tmp_path, "t.tif", sample.content).path, "t.tif", "", "eng")
+    finally:
+        ocr.close()
+    assert timeouts and all(0 < t <= 5 for t in timeouts)  # page_timeout is 60
+
+
+# --- the cache: private, and pruned ---------------------------------------------------------
+
+
+def test_cache_files_are_private_whatever_the_umask(tmp_path: Path) -> None:
+    """The cache holds the text of every fax: folder 0700, the database, SQLite's -wal and
+    -shm files and the cached PDFs 0600, under the usual umask 022."""
+    import stat
+
+    from faxflow_ocr.cache import TextCache
+
+    old = os.umask(0o022)
+    try:
+        cache = TextCache(tmp_path / "ocr-cache")
+        cache.put("k", [PageText(1, "patient record")])
+        source = tmp_path / "s.pdf"
+        source.write_bytes(b"%PDF-1.4 searchable")
+        cache.put_pdf("k", source)
+        assert cache.get("k") == [PageText(1, "patient record")]
+        with sqlite3.connect(cache.path) as db:  # keeps the WAL files while open
+            db.execute("SELECT count(*) FROM pages").fetchone()
+            modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in cache.folder.iterdir()}
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(cache.folder.stat().st_mode) == 0o700
+    names = {"ocr-cache.sqlite", "ocr-cache.sqlite-wal", "ocr-cache.sqlite-shm",
+             cache.pdf_path("k").name}
+    assert names <= set(modes), modes
+    assert set(modes.values()) == {0o600}, modes
+
+
+def test_cache_is_pruned_by_age_and_size_at_start_and_then_hourly(tmp_path: Path) -> None:
+    import faxflow_ocr.cache
+    from faxflow_ocr.cache import TextCache
+
+    cache = TextCache(tmp_path / "c", max_age_days=7, max_mb=1)
+    day = 86400
+    now = time.time()
+    big = "x" * 400_000  # three of these are over 1 MB
+    for key, age in (("old", 8 * day), ("a", 3 * day), ("b", 2 * day), ("c", day)):
+        cache.put(key, [PageText(1, big)])
+        with closing(sqlite3.connect(cache.path)) as db, db:
+            db.execute("UPDATE pages SET created = ? WHERE key = ?", (now - age, key))
+    assert cache.prune(now=now) == 2  # "old" by age, then "a", the oldest, by size
+    assert [k for k in ("old", "a", "b", "c") if cache.get(k)] == ["b", "c"]
+
+    # Not pruned on every text added: once at start-up (OcrService.start), then hourly.
+    ocr = OcrService(OcrOptions(cache_max_age_days=1), tmp_path / "c")
+    assert ocr.cache is not None
+    calls: list[float] = []
+    real = ocr.cache.prune
+    ocr.cache.prune = lambda now=None: calls.append(1) or real(now)  # type: ignore[method-assign]
+    ocr.start()
+    ocr.cache.put("d", [PageText(1, "x")])
+    ocr.cache.put("e", [PageText(1, "x")])
+    assert len(calls) == 1  # start-up only
+    ocr.cache._pruned_at = time.monotonic() - faxflow_ocr.cache.PRUNE_EVERY  # an hour later
+    ocr.cache.put("f", [PageText(1, "x")])
+    assert len(calls) == 2
+    ocr.close()
+    assert ocr.cache.get("b") is None  # two days old: over cache_max_age_days = 1
+
+
+def test_scratch_files_are_in_a_private_folder_beside_the_document(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Page images and tesseract's output go to a 0700 folder in the document's (spool)
+    folder, which the worker cleans even after a SIGKILL; never to the system temp folder."""
+    import stat
+    import tempfile
+
+    system_tmp = tmp_path / "system-tmp"
+    system_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(system_tmp))
+    ocr = service(tmp_path, cache=False, searchable_pdf=True)
+    seen: list[tuple[Path, int, list[str]]] = []
+    real_ocr = ocr.engine.ocr
+
+    def recording(*args: Any, **kwargs: Any) -> Any:  # the real engine, its folder noted
+        scratch = args[7]
+        result = real_ocr(*args, **kwargs)
+        seen.append((scratch, stat.S_IMODE(scratch.stat().st_mode),
+                     [p.name for p in system_tmp.iterdir()]))
+        return result
+
+    ocr.engine.ocr = recording  # type: ignore[method-assign]
+    sample = make_fax(kind="letter", pages=1, resolution="fine", fmt="tiff", seed=1)
+    document = write(tmp_path, "s.tif", sample.content).path
+    try:
+        outcome = ocr.read(document, "s.tif", "", "eng", document.with_suffix(".searchable.pdf"))
+    finally:
+        ocr.close()
+    assert [(folder.parent, mode, tmp) for folder, mode, tmp in seen] == [
+        (document.parent, 0o700, [])]
+    assert outcome.searchable_pdf is not None and outcome.searchable_pdf.is_file()
+    assert sorted(p.name for p in document.parent.iterdir()) == ["s.searchable.pdf", "s.tif"]
+    assert list(system_tmp.iterdir()) == []
+
+
+def test_an_old_cache_folder_is_tightened_and_other_files_are_left_alone(
+        tmp_path: Path) -> None:
+    """A cache folder an older version left 0755/0644 is made private on first use; a file
+    that is not the cache's (cache_dir pointed at a shared folder) is neither changed nor
+    pruned."""
+    import stat
+
+    from faxflow_ocr.cache import TextCache
+
+    folder = tmp_path / "ocr-cache"
+    folder.mkdir(mode=0o755)
+    old_db = folder / "ocr-cache.sqlite"
+    old_db.touch(mode=0o644)
+    foreign = folder / "notes.pdf"
+    foreign.write_bytes(b"%PDF not ours")
+    foreign.chmod(0o644)
+    os.utime(foreign, (0, 0))  # very old
+    cache = TextCache(folder)
+    cache.put("k", [PageText(1, "x")])
+    cache.prune(now=time.time() + 30 * 86400)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert stat.S_IMODE(old_db.stat().st_mode) == 0o600
+    assert foreign.read_bytes() == b"%PDF not ours"
+    assert stat.S_IMODE(foreign.stat().st_mode) == 0o644
+
+
+def test_budget_and_page_options_are_checked(tmp_path: Path) -> None:
+    pm = pluggy.PluginManager("faxflow")
+    pm.add_hookspecs(faxflow.hookspecs)
+    pm.register(faxflow_ocr, name="ocr")
+    config, _ = faxflow.config.parse(
+        '[plugins.ocr]\ndocument_timeout = 600\ntoo_many_pages = "truncate"\n'
+        "cache_max_mb = 0\n")
+    problems = {(p.path[-1], p.message) for p in App(pm=pm, config=config).check_config(config)}
+    assert problems == {
+        ("document_timeout", "must be less than [retarus] lock_timeout (600 s): a fax still "
+                             "being read would be handed out again"),
+        ("too_many_pages", "must be one of quarantine, deliver"),
+        ("cache_max_mb", "must be between 1 and 1e+06")}
+    app = make_app(tmp_path)  # no [retarus]: lock_timeout 600, so 300 s per document
+    try:
+        assert app.state[faxflow_ocr.STATE_KEY].document_timeout == 300
+    finally:
+        app.shutdown()

@@ -282,3 +282,100 @@ def test_a_worker_that_lost_its_hold_does_not_deliver(faxflow_app_factory: Any,
     assert decision.verdict is Verdict.NOT_YET
     assert "no longer holds the fax" in decision.reasons[0]
     assert plugin.uncertain == []  # faxflow_deliver was never called
+
+
+# --- what text extraction reports: documents named, unreadable pages, pages read ------------
+
+
+class Extractor:
+    """Text per document name: a list of PageText, or an exception to raise."""
+
+    def __init__(self, by_name: dict[str, Any]) -> None:
+        self.by_name = by_name
+
+    @hookimpl
+    def faxflow_extract_text(self, document: Document) -> list[PageText]:
+        answer = self.by_name[document.ref.name]
+        if isinstance(answer, BaseException):
+            raise answer
+        return [PageText(p.number, p.text, error=p.error, skipped=p.skipped) for p in answer]
+
+
+def fax_of(tmp_path: Path, *names: str) -> Fax:
+    refs, documents = [], []
+    for name in names:
+        path = tmp_path / name
+        path.write_bytes(b"%PDF-1.4 test")
+        ref = DocumentRef(url=f"http://x/files/{name}", name=name, extension="pdf")
+        refs.append(ref)
+        documents.append(Document(ref, path, 13, "0" * 64, "application/pdf"))
+    return Fax(job=Job(id="f1", documents=tuple(refs)), topic="t", documents=documents)
+
+
+def test_an_extractor_s_error_names_the_document(faxflow_app_factory: Any,
+                                                 tmp_path: Path) -> None:
+    """Any extractor (here a third-party one) says only what is wrong; the core says which
+    of several documents it is, for permanent and transient failures alike."""
+    from faxflow import protocol
+
+    good = [PageText(1, "fine")]
+    app = faxflow_app_factory(plugins={"x": Extractor({
+        "a.pdf": good, "29.pdf": PermanentError("PDF is damaged: no trailer"),
+        "c.pdf": OSError(28, "No space left on device")})})
+    fax = fax_of(tmp_path, "a.pdf", "29.pdf", "c.pdf")
+    protocol.extract_text(fax, app)
+    assert [(p.message, p.transient) for p in fax.problems] == [
+        ("document 2 of 3 (29.pdf): PDF is damaged: no trailer", False),
+        ("document 3 of 3 (c.pdf): OSError: [Errno 28] No space left on device", True)]
+
+
+def test_unreadable_pages_quarantine_naming_document_and_pages(faxflow_app_factory: Any,
+                                                              tmp_path: Path) -> None:
+    """A page that failed is not a blank page: routing on the other pages' text could send
+    the fax to the wrong place."""
+    pages = [PageText(1, "Invoice"), PageText(2, "", error="OCR timed out: 60 s"),
+             PageText(3, "", error="OCR timed out: 60 s"), PageText(4, "more"),
+             PageText(5, "", error="page is too large: 40000 x 40000 pixels")]
+    plugin = Pipeline()
+    app = faxflow_app_factory(plugins={"p": plugin, "x": Extractor({"1.pdf": pages})})
+    decision = app.process_fax(make_fax(tmp_path))
+    assert decision.verdict is Verdict.QUARANTINE
+    assert decision.reasons == (
+        "core: extract_text: document 1 of 1 (1.pdf): 3 of 5 pages unreadable: "
+        "pages 2-3: OCR timed out: 60 s; page 5: page is too large: 40000 x 40000 pixels",)
+    assert "deliver" not in plugin.calls
+
+
+def test_unreadable_pages_label_sends_the_fax_on_for_people(faxflow_app_factory: Any,
+                                                            tmp_path: Path) -> None:
+    pages = [PageText(1, "Invoice"), PageText(2, "", error="OCR timed out: 60 s")]
+
+    class Review:
+        @hookimpl
+        def faxflow_route(self, fax: Fax) -> list[Route]:
+            return [Route("review/0", "box", {}, "review")] \
+                if "unreadable-pages" in fax.labels else []
+
+    plugin = Pipeline()
+    app = faxflow_app_factory(plugins={"p": plugin, "x": Extractor({"1.pdf": pages}),
+                                       "review": Review()},
+                              config='[worker]\nunreadable_pages = "label"\n')
+    fax = make_fax(tmp_path)
+    decision = app.process_fax(fax)
+    assert decision.verdict is Verdict.ACK
+    assert "unreadable-pages" in fax.labels
+    assert sorted(r.key for r in fax.routes) == ["r/0", "review/0"]
+
+
+def test_pages_not_read_on_purpose_are_no_problem_and_are_logged(
+        faxflow_app_factory: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from faxflow import protocol
+
+    pages = [PageText(1, "Invoice"), PageText(2, "", skipped=True), PageText(3, "", skipped=True)]
+    app = faxflow_app_factory(plugins={"x": Extractor({"1.pdf": pages})})
+    fax = make_fax(tmp_path)
+    with caplog.at_level("INFO", logger="faxflow.protocol"):
+        protocol.extract_text(fax, app)
+    assert fax.problems == []
+    assert (fax.pages_read, fax.pages_total) == (1, 3)
+    assert "fax f1 topic t: read 1 of 3 pages (2 not read on purpose)" in caplog.messages

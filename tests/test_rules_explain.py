@@ -123,7 +123,7 @@ def test_explain_json_invoice_in_office_hours(setup: Path) -> None:
     doc = write_fax(sample, setup / "in")
     result = explain(setup, str(doc), "--to", "0049 30 1234567", "--received", OFFICE, "--json")
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)  # the log (the pages read) is on stderr
     assert [(r["name"], r["matched"]) for r in data["rules"]] == [
         ("after-hours", False), ("referrals", False), ("invoices", True)]
     after_hours = data["rules"][0]["check"]
@@ -147,7 +147,7 @@ def test_explain_default_route_and_labels(setup: Path) -> None:
     doc = write_fax(make_sample(kind="letter", seed=3), setup / "in")
     result = explain(setup, str(doc), "--received", OFFICE, "--label", "from-triage", "--json")
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)  # the log (the pages read) is on stderr
     assert data["default_route_used"] is True
     assert data["labels"] == ["from-triage"]
     assert [r["key"] for r in data["routes"]] == ["default/0"]
@@ -203,11 +203,75 @@ def test_explain_through_real_ocr(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     result = CliRunner().invoke(build_cli(), ["explain", "-c", str(config), str(doc),
                                               "--received", OFFICE, "--json"])
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)  # the log (the pages read) is on stderr
     assert data["rules"][2]["matched"] is True
     assert data["fields"]["invoice_number"] == sample.fields["invoice_number"]
     assert data["routes"][0]["options"]["subject"] == \
         f"Invoice {sample.fields['invoice_number']}"
+
+
+BROKEN_PAGES_PLUGIN = '''
+"""Page 2 of any "broken-*" document failed, page 3 was not read on purpose."""
+from faxflow.hookspecs import hookimpl
+from faxflow.types import PageText
+
+
+@hookimpl(tryfirst=True)
+def faxflow_extract_text(document):
+    if not document.ref.name.startswith("broken-"):
+        return None
+    return [PageText(1, "Invoice No.: INV-7"),
+            PageText(2, "", error="OCR timed out: page took longer than page_timeout (60 s)"),
+            PageText(3, "", skipped=True)]
+'''
+
+REVIEW_RULE = """
+[[rule]]
+name = "unreadable"
+when.labels = "unreadable-pages"
+[[rule.route]]
+type = "folder"
+path = "review/unreadable"
+"""
+
+
+def test_explain_shows_page_errors_and_what_the_worker_would_do(setup: Path) -> None:
+    """By default a fax with an unreadable page is quarantined: explain says so, with every
+    page error and the pages read of each document."""
+    (setup / "local-plugins" / "broken_pages.py").write_text(BROKEN_PAGES_PLUGIN)
+    doc = setup / "broken-scan.pdf"
+    doc.write_bytes(b"%PDF-1.4 stand-in")
+    result = explain(setup, str(doc))
+    assert result.exit_code == 1
+    assert ("cannot read the document: document 1 of 1 (broken-scan.pdf): 1 of 3 pages "
+            "unreadable: page 2: OCR timed out") in result.output
+    assert "  document 1 of 1 (broken-scan.pdf): read 1 of 3 pages" in result.output
+    assert "    page 2: OCR timed out: page took longer than page_timeout (60 s)" \
+        in result.output
+    assert "    page 3: not read on purpose" in result.output
+
+
+def test_explain_unreadable_pages_label_routes_to_review(setup: Path) -> None:
+    """[worker] unreadable_pages = "label": the core labels the fax and a rule placed first
+    sends it to people; explain shows the page errors and the rule that matched."""
+    (setup / "local-plugins" / "broken_pages.py").write_text(BROKEN_PAGES_PLUGIN)
+    (setup / "faxflow.toml").write_text(CORE + '[worker]\nunreadable_pages = "label"\n'
+                                        + RULES.replace("[[rule]]", REVIEW_RULE + "\n[[rule]]",
+                                                        1), encoding="utf-8")
+    doc = setup / "broken-scan.pdf"
+    doc.write_bytes(b"%PDF-1.4 stand-in")
+    result = explain(setup, str(doc), "--received", OFFICE, "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["fax"]["pages"] == 3 and data["fax"]["pages_read"] == 1
+    assert data["documents"] == [{
+        "document": "document 1 of 1 (broken-scan.pdf)", "pages_read": 1, "pages_total": 3,
+        "page_errors": [{"page": 2, "error": "OCR timed out: page took longer than "
+                                             "page_timeout (60 s)"}],
+        "pages_skipped": [3]}]
+    assert "unreadable-pages" in data["labels"]
+    assert [r["key"] for r in data["routes"]] == ["unreadable/0"]
+    assert data["routes"][0]["options"] == {"path": "review/unreadable"}
 
 
 STAMP_PLUGIN = '''
@@ -231,5 +295,5 @@ def test_explain_shows_what_classifier_plugins_say_under_their_names(setup: Path
     assert ("\nClassifiers:\n  stamp:\n    label stamped: every fax is\n    second line\n\n"
             "Rules:\n") in result.output
     assert "Labels: stamped" in result.output
-    data = json.loads(explain(setup, str(doc), "--received", OFFICE, "--json").output)
+    data = json.loads(explain(setup, str(doc), "--received", OFFICE, "--json").stdout)
     assert data["classifiers"] == {"stamp": ["label stamped: every fax is", "second line"]}

@@ -33,7 +33,8 @@ def test_variables_render() -> None:
         "{{ pages }} {{ received.strftime('%H:%M %Z') }} {{ fields.word }} {{ labels | length }}",
         "Hello world", sender="+4930111", csid="acme", page_count=2,
         received=datetime(2026, 11, 27, 12, 0, tzinfo=UTC))
-    assert subject == "r f1 t +4989262080440 +4930111 ACME 2 13:00 CET Hello 0"
+    # pages: the one page read, not the sender's claim of 2 (docs/rules.md)
+    assert subject == "r f1 t +4989262080440 +4930111 ACME 1 13:00 CET Hello 0"
 
 
 def test_plain_strings_and_non_strings_are_kept() -> None:

@@ -59,6 +59,7 @@ def test_the_marker_names_the_fax(tmp_path: Path) -> None:
     folder = spool.make_fax_dir(tmp_path, "topic/..", "a\nb")
     assert json.loads((folder / spool.MARKER).read_text()) == {"topic": "topic/..", "id": "a\nb"}
     assert folder.parent.parent == tmp_path and oct(folder.stat().st_mode & 0o777) == "0o700"
+    assert oct((folder / spool.MARKER).stat().st_mode & 0o777) == "0o600"
 
 
 CONFIG = """

@@ -40,7 +40,7 @@ from faxflow import delivery
 from faxflow.app import App
 from faxflow.config import Config, ConfigProblem
 from faxflow.hookspecs import hookimpl
-from faxflow.types import DeliveryResult, DestinationType, Fax, Route
+from faxflow.types import DeliveryResult, DestinationType, Fax, Notice, Route
 from faxflow_email import headers
 
 log = logging.getLogger("faxflow.email")
@@ -143,9 +143,10 @@ class Outgoing:
     note: str = ""
 
 
-def build_message(fax: Fax, route: Route, settings: Mapping[str, Any]) -> Outgoing:
-    """The mail for one route. Every header is built from parsed mailboxes and header-safe
-    text; the serialized bytes are parsed back and compared before they may be sent."""
+def envelope(route: Route, settings: Mapping[str, Any], subject: str, key: str
+             ) -> tuple[EmailMessage, headers.Mailbox, list[headers.Mailbox]]:
+    """A message with its From/To/Cc/Subject/Message-ID/Date headers, its sender and its
+    recipients, each parsed as exactly one mailbox."""
     opts = route.options
     try:
         to = headers.mailboxes(opts.get("to", []))
@@ -156,17 +157,57 @@ def build_message(fax: Fax, route: Route, settings: Mapping[str, Any]) -> Outgoi
         (sender,) = headers.mailboxes(str(opts.get("from") or settings["from"]))
     except (headers.AddressError, ValueError) as exc:
         raise delivery.permanent(f"from: {exc}") from None
-    key = delivery.stable_key(fax, route)
     msg = EmailMessage()
     msg["From"] = sender.header()
     msg["To"] = [m.header() for m in to]
     if cc:
         msg["Cc"] = [m.header() for m in cc]
-    msg["Subject"] = headers.header_text(str(opts.get("subject") or delivery.describe(fax)))
+    msg["Subject"] = headers.header_text(subject)
     # Stable per fax and route, so a mail sent twice (crash after the server accepted it)
     # can be recognized as the same one by the receiver.
     msg["Message-ID"] = f"<{key}@faxflow>"
     msg["Date"] = formatdate(localtime=False)
+    return msg, sender, [*to, *cc]
+
+
+def verified(msg: EmailMessage, sender: headers.Mailbox, recipients: list[headers.Mailbox],
+             note: str = "") -> Outgoing:
+    data = msg.as_bytes(policy=email.policy.SMTP)
+    try:
+        headers.verify(data, msg, recipients)
+    except headers.AddressError as exc:
+        raise delivery.permanent(f"email: refusing to send a mail that would not arrive as "
+                                 f"built: {exc}") from None
+    return Outgoing(msg, sender.address, [m.address for m in recipients], data, note)
+
+
+@hookimpl
+def faxflow_notify(notice: Notice, route: Route, app: App) -> DeliveryResult | None:
+    """An alert digest as a plain text mail to the route's recipients."""
+    if route.type != "email":
+        return None
+    settings = app.plugin_options("email")
+    if not settings.get("host"):
+        return DeliveryResult.transient("email: [plugins.email] host is not configured")
+    try:
+        msg, sender, recipients = envelope(route, settings, notice.subject, notice.key)
+        body = notice.text + (f"\n\n{notice.link}\n" if notice.link else "\n")
+        msg.set_content(body)
+        mail = verified(msg, sender, recipients)
+        send(mail, settings, delivery.policy_from(settings))
+    except delivery.DeliveryError as exc:
+        return delivery.as_result(exc)
+    return DeliveryResult.delivered(f"mailed to {', '.join(mail.recipients)}",
+                                    reference=str(msg["Message-ID"]))
+
+
+def build_message(fax: Fax, route: Route, settings: Mapping[str, Any]) -> Outgoing:
+    """The mail for one route. Every header is built from parsed mailboxes and header-safe
+    text; the serialized bytes are parsed back and compared before they may be sent."""
+    opts = route.options
+    key = delivery.stable_key(fax, route)
+    msg, sender, recipients = envelope(
+        route, settings, str(opts.get("subject") or delivery.describe(fax)), key)
     msg["X-Faxflow-Fax-Id"] = headers.header_text(fax.id, 200)
     files = delivery.files_to_send(fax, str(opts.get("content", "original")))
     body = str(opts.get("body") or default_body(fax))
@@ -188,13 +229,7 @@ def build_message(fax: Fax, route: Route, settings: Mapping[str, Any]) -> Outgoi
         maintype, _, subtype = f.content_type.partition("/")
         msg.add_attachment(f.path.read_bytes(), maintype=maintype,
                            subtype=subtype or "octet-stream", filename=f.name)
-    data = msg.as_bytes(policy=email.policy.SMTP)
-    try:
-        headers.verify(data, msg, [*to, *cc])
-    except headers.AddressError as exc:
-        raise delivery.permanent(f"email: refusing to send a mail that would not arrive as "
-                                 f"built: {exc}") from None
-    return Outgoing(msg, sender.address, [m.address for m in [*to, *cc]], data, note)
+    return verified(msg, sender, recipients, note)
 
 
 def default_body(fax: Fax) -> str:

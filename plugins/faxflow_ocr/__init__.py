@@ -35,6 +35,12 @@ def faxflow_check_config(config: Config) -> list[ConfigProblem]:
             problems.append(ConfigProblem(("plugins", "ocr", key),
                                           f"{value} needs the Python package {package} "
                                           f"(pip install {package})"))
+    lock_timeout = config.retarus.lock_timeout
+    if parsed.document_timeout is not None and parsed.document_timeout >= lock_timeout:
+        problems.append(ConfigProblem(("plugins", "ocr", "document_timeout"),
+                                      f"must be less than [retarus] lock_timeout "
+                                      f"({lock_timeout} s): a fax still being read would be "
+                                      "handed out again"))
     return problems
 
 
@@ -44,11 +50,13 @@ def faxflow_configure(config: Config, app: App) -> None:
     if problems:  # check_config ran first; this only guards direct calls
         raise ValueError("; ".join(p.format() for p in problems))
     cache_dir = _cache_dir(parsed, config, app)
+    budget = _document_timeout(parsed, config)
     with _LOCK:
         old = app.state.get(STATE_KEY)
-        if isinstance(old, OcrService) and old.options == parsed and old.cache_dir == cache_dir:
+        if isinstance(old, OcrService) and old.options == parsed and \
+                old.cache_dir == cache_dir and old.document_timeout == budget:
             return  # a reload that changed other plugins' options: keep pool and engines
-        app.state[STATE_KEY] = OcrService(parsed, cache_dir)
+        app.state[STATE_KEY] = OcrService(parsed, cache_dir, budget)
     if isinstance(old, OcrService):
         # Faxes in flight finish their pages on the old pool; its threads end after that.
         old.close(wait=False)
@@ -56,7 +64,7 @@ def faxflow_configure(config: Config, app: App) -> None:
 
 @hookimpl
 def faxflow_startup(app: App) -> None:
-    _service(app).pool  # noqa: B018 - start the threads before the first fax
+    _service(app).start()  # the threads, before the first fax; prunes the cache
 
 
 @hookimpl
@@ -88,9 +96,18 @@ def _service(app: App) -> OcrService:
         service = app.state.get(STATE_KEY)
         if not isinstance(service, OcrService):  # configure was not called (tests, tools)
             parsed, _ = opts.parse(app.plugin_options("ocr"))
-            service = OcrService(parsed, _cache_dir(parsed, app.config, app))
+            service = OcrService(parsed, _cache_dir(parsed, app.config, app),
+                                 _document_timeout(parsed, app.config))
             app.state[STATE_KEY] = service
         return service
+
+
+def _document_timeout(parsed: opts.OcrOptions, config: Config) -> float:
+    """`document_timeout`, by default half the lock timeout: the fax must be decided (and
+    quarantined if need be) before Retarus hands it out again."""
+    if parsed.document_timeout is not None:
+        return parsed.document_timeout
+    return config.retarus.lock_timeout / 2
 
 
 def _cache_dir(parsed: opts.OcrOptions, config: Config, app: App) -> Path:

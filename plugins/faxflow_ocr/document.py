@@ -1,7 +1,8 @@
 """What a document is and what its pages are, read from headers before any page is decoded.
 
 A document that cannot be read at all raises `PermanentError` with a reason meant for a
-human; a single bad page is left to the page step.
+human (the core puts the document's name and number in front); a single bad page is left to
+the page step. A failure of the machine (failures.is_transient) is raised as it is.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from PIL import Image
 
 from faxflow.errors import PermanentError
+from faxflow_ocr.failures import is_transient
 from faxflow_ocr.tools import tool_env
 
 PDF_MAGIC = b"%PDF-"
@@ -47,13 +49,10 @@ class DocumentInfo:
 
 def sniff(path: Path) -> str:
     """'pdf' or 'tiff' from the first bytes; PermanentError for anything else."""
-    try:
-        with path.open("rb") as f:
-            head = f.read(1024)
-    except OSError as exc:
-        raise PermanentError(f"cannot read document {path.name}: {exc.strerror}") from None
+    with path.open("rb") as f:  # an error here is the machine's (our own spool file)
+        head = f.read(1024)
     if not head:
-        raise PermanentError(f"document {path.name} is empty (0 bytes)")
+        raise PermanentError("the file is empty (0 bytes)")
     if PDF_MAGIC in head:  # the spec allows junk before the header
         return "pdf"
     if head[:4] in TIFF_MAGICS:
@@ -62,8 +61,8 @@ def sniff(path: Path) -> str:
     what = "a PDF" if expected == "pdf" else "a TIFF" if expected in ("tif", "tiff") else None
     start = _printable(head[:12])
     if what:
-        raise PermanentError(f"not {what}: {path.name} starts with {start!r}")
-    raise PermanentError(f"unsupported document type: {path.name} starts with {start!r} "
+        raise PermanentError(f"not {what}: the file starts with {start!r}")
+    raise PermanentError(f"unsupported document type: the file starts with {start!r} "
                          "(only PDF and TIFF are read)")
 
 
@@ -101,7 +100,7 @@ def _inspect_pdf(path: Path, max_pages: int, timeout: float) -> DocumentInfo:
             else:
                 rotations[number] = int(float(value.split()[0])) % 360
     if count == 0:
-        raise PermanentError(f"PDF {path.name} has no pages")
+        raise PermanentError("PDF has no pages")
     images = _pdf_images(path, min(count, max_pages), timeout)
     pages: list[PageInfo] = []
     for number in range(1, min(count, max_pages) + 1):
@@ -149,12 +148,12 @@ def _run(args: list[str], timeout: float, path: Path) -> str:
     try:
         proc = subprocess.run(args, capture_output=True, timeout=timeout, env=tool_env())
     except subprocess.TimeoutExpired:
-        raise PermanentError(f"PDF {path.name} could not be read in {timeout:g} s "
+        raise PermanentError(f"PDF could not be read in {timeout:g} s "
                              f"({args[0]} timed out)") from None
     if proc.returncode != 0:
         message = _first_error(proc.stderr.decode("utf-8", "replace"))
         if "password" in message.lower():
-            raise PermanentError(f"PDF {path.name} is password-protected")
+            raise PermanentError("PDF is password-protected")
         raise PermanentError(f"PDF is damaged: {message}")
     return proc.stdout.decode("utf-8", "replace")
 
@@ -185,8 +184,10 @@ def _inspect_tiff(path: Path, max_pages: int) -> DocumentInfo:
                                           image_height=image.height,
                                           xdpi=float(xdpi), ydpi=float(ydpi)))
     except Image.DecompressionBombError as exc:
-        raise PermanentError(f"TIFF {path.name} is too large to open: {exc}") from None
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise PermanentError(f"TIFF is too large to open: {exc}") from None
+    except Exception as exc:  # Pillow fails on bad input with any type (TypeError, ...)
+        if is_transient(exc):
+            raise
         message = str(exc).replace(f"'{path}'", path.name).replace(str(path), path.name)
-        raise PermanentError(f"TIFF is damaged: {message}") from None
+        raise PermanentError(f"TIFF is damaged: {message or type(exc).__name__}") from None
     return DocumentInfo("tiff", count, pages)

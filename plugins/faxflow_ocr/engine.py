@@ -4,9 +4,11 @@ tesseract library kept loaded in this process, about 11-20% less time per page).
 from __future__ import annotations
 
 import io
+import os
 import queue
 import re
 import shlex
+import tempfile
 import threading
 import zlib
 from collections.abc import Iterator
@@ -35,11 +37,14 @@ class Engine(Protocol):
     calls: int  # tesseract runs so far (OCR and OSD), for tests and the benchmark
 
     def ocr(self, image: Image.Image, languages: str, psm: int, dpi: int, timeout: float,
-            want_pdf: bool = False, picture: Image.Image | None = None) -> OcrResult:
+            want_pdf: bool = False, picture: Image.Image | None = None,
+            scratch: Path | None = None) -> OcrResult:
         """Text of `image`; with want_pdf also a one-page searchable PDF that shows
-        `picture` (same pixel grid; None: `image` itself) under the text layer."""
+        `picture` (same pixel grid; None: `image` itself) under the text layer. Files the
+        engine needs go to `scratch` (None: the system's temp folder)."""
 
-    def rotation(self, image: Image.Image, dpi: int, timeout: float) -> int | None:
+    def rotation(self, image: Image.Image, dpi: int, timeout: float,
+                 scratch: Path | None = None) -> int | None:
         """Degrees to turn the page counter-clockwise to make it upright, if OSD is sure."""
 
     def close(self) -> None: ...
@@ -66,32 +71,35 @@ class PytesseractEngine(_Counter):
         self.folder = f" --tessdata-dir {shlex.quote(tessdata)}" if tessdata else ""
 
     def ocr(self, image: Image.Image, languages: str, psm: int, dpi: int, timeout: float,
-            want_pdf: bool = False, picture: Image.Image | None = None) -> OcrResult:
+            want_pdf: bool = False, picture: Image.Image | None = None,
+            scratch: Path | None = None) -> OcrResult:
         from pytesseract import pytesseract as pt
 
-        image = _for_cli(image)
         # One run gives words with confidences (TSV) and, if asked, the PDF page.
         config = f"--psm {psm} --dpi {dpi} -c tessedit_create_tsv=1{self.folder}"
         self.count()
-        with pt.save(image) as (base, input_file):
+        with _files(_for_cli(image), scratch) as (base, input_file):
             pt.run_tesseract(input_file, base, "pdf" if want_pdf else "tsv", languages,
                              config=config, timeout=_whole_seconds(timeout))
-            tsv = Path(f"{base}.tsv").read_text(encoding="utf-8", errors="replace")
-            pdf = Path(f"{base}.pdf").read_bytes() if want_pdf else None
+            tsv = _output(f"{base}.tsv").decode("utf-8", "replace")
+            pdf = _output(f"{base}.pdf") if want_pdf else None
         if pdf is not None and picture is not None:
             pdf = replace_picture(pdf, picture)
         text, confidence, words = parse_tsv(tsv)
         return OcrResult(text, confidence, words, pdf)
 
-    def rotation(self, image: Image.Image, dpi: int, timeout: float) -> int | None:
-        import pytesseract
+    def rotation(self, image: Image.Image, dpi: int, timeout: float,
+                 scratch: Path | None = None) -> int | None:
+        from pytesseract import pytesseract as pt
 
         self.count()
         try:
-            osd = pytesseract.image_to_osd(_for_cli(image),
-                                           config=f"--psm 0 --dpi {dpi}{self.folder}",
-                                           timeout=_whole_seconds(timeout))
-        except pytesseract.TesseractError:
+            with _files(_for_cli(image), scratch) as (base, input_file):
+                pt.run_tesseract(input_file, base, "osd", "osd",
+                                 config=f"--psm 0 --dpi {dpi}{self.folder}",
+                                 timeout=_whole_seconds(timeout))
+                osd = _output(f"{base}.osd").decode("utf-8", "replace")
+        except (pt.TesseractError, NoOutput):
             return None  # too few characters to tell
         rotate = re.search(r"Rotate: (\d+)", osd)
         confidence = re.search(r"Orientation confidence: ([\d.]+)", osd)
@@ -130,6 +138,40 @@ def replace_picture(pdf: bytes, picture: Image.Image) -> bytes:
         out = io.BytesIO()
         document.save(out)
     return out.getvalue()
+
+
+@contextmanager
+def _files(image: Image.Image, scratch: Path | None) -> Iterator[tuple[str, str]]:
+    """A base name for tesseract's output files and the page image written for it, in
+    `scratch` (the fax's spool folder, so a killed worker leaves nothing in /tmp); removed
+    afterwards. Without `scratch`, pytesseract's own temp files."""
+    from pytesseract import pytesseract as pt
+
+    if scratch is None:
+        with pt.save(image) as names:
+            yield names
+        return
+    fd, base = tempfile.mkstemp(prefix="tess_", dir=scratch)
+    os.close(fd)
+    try:
+        input_file = f"{base}_input.pnm"
+        image.save(input_file, format="PPM")
+        yield base, input_file
+    finally:
+        for leftover in Path(base).parent.glob(f"{Path(base).name}*"):
+            leftover.unlink(missing_ok=True)
+
+
+class NoOutput(Exception):
+    """tesseract ended without writing its output file (the page's problem, not the
+    machine's: a missing file would otherwise read as the machine's ENOENT)."""
+
+
+def _output(name: str) -> bytes:
+    try:
+        return Path(name).read_bytes()
+    except FileNotFoundError:
+        raise NoOutput(f"tesseract wrote no {Path(name).suffix} output") from None
 
 
 def _whole_seconds(timeout: float) -> float:
@@ -220,7 +262,8 @@ class TesserocrEngine(_Counter):
             free.put(api)
 
     def ocr(self, image: Image.Image, languages: str, psm: int, dpi: int, timeout: float,
-            want_pdf: bool = False, picture: Image.Image | None = None) -> OcrResult:
+            want_pdf: bool = False, picture: Image.Image | None = None,
+            scratch: Path | None = None) -> OcrResult:
         if want_pdf:
             raise ValueError("tesserocr engine cannot write searchable PDFs")
         self.count()
@@ -236,7 +279,8 @@ class TesserocrEngine(_Counter):
         mean = sum(confidences) / len(confidences) if confidences else None
         return OcrResult(text.strip(), mean, len(confidences))
 
-    def rotation(self, image: Image.Image, dpi: int, timeout: float) -> int | None:
+    def rotation(self, image: Image.Image, dpi: int, timeout: float,
+                 scratch: Path | None = None) -> int | None:
         import tesserocr  # type: ignore[import-untyped]
 
         self.count()

@@ -18,6 +18,7 @@ ENGINES = ("pytesseract", "tesserocr")
 RASTERIZERS = ("pdf2image", "extract")
 ORIENTATION = ("auto", "always", "off")
 DESPECKLE = ("auto", "always", "off")
+TOO_MANY_PAGES = ("quarantine", "deliver")
 _LANGS = re.compile(r"^[A-Za-z0-9_]+(\+[A-Za-z0-9_]+)*$")
 
 
@@ -39,8 +40,17 @@ class OcrOptions:
     page_timeout: float = 60.0
     max_pixels: int = 40_000_000
     max_pages: int = 200
+    # More pages than max_pages: "quarantine" the fax (decided from the headers), or
+    # "deliver" it with the first max_pages pages read and every page in the searchable PDF.
+    too_many_pages: str = "quarantine"
+    # Seconds one document may spend being read (budget.py); None: half of the
+    # [retarus] lock_timeout, so a fax is decided well before it is handed out again.
+    document_timeout: float | None = None
     cache: bool = True
     cache_dir: str | None = None
+    # The cache only serves re-deliveries, and Retarus deletes faxes after 7 days.
+    cache_max_age_days: float = 7.0
+    cache_max_mb: float = 512.0
     searchable_pdf: bool = False
     tessdata: str | None = None  # folder with *.traineddata (default: tesseract's own)
 
@@ -57,7 +67,7 @@ class OcrOptions:
 
 _CHOICES: dict[str, tuple[str, ...]] = {
     "engine": ENGINES, "rasterizer": RASTERIZERS, "orientation": ORIENTATION,
-    "despeckle": DESPECKLE,
+    "despeckle": DESPECKLE, "too_many_pages": TOO_MANY_PAGES,
 }
 # name: (type, minimum, maximum)
 _NUMBERS: dict[str, tuple[type, float, float]] = {
@@ -69,6 +79,9 @@ _NUMBERS: dict[str, tuple[type, float, float]] = {
     "page_timeout": (float, 0.1, 3600),
     "max_pixels": (int, 1, 1_000_000_000),
     "max_pages": (int, 1, 100_000),
+    "document_timeout": (float, 1, 86_400),
+    "cache_max_age_days": (float, 0.01, 3650),
+    "cache_max_mb": (float, 1, 1_000_000),
 }
 _STRINGS = ("cache_dir", "tessdata")
 _BOOLS = ("cache", "searchable_pdf", "deskew", "smooth")

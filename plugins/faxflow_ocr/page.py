@@ -27,10 +27,15 @@ class PageResult:
 
 
 def read_page(path: Path, kind: str, page: PageInfo, options: OcrOptions, engine: Engine,
-              languages: str, want_pdf: bool) -> PageResult:
+              languages: str, want_pdf: bool, timeout: float | None = None,
+              scratch: Path | None = None) -> PageResult:
+    """One page. `timeout`: seconds for all of it (default `page_timeout`; less when the
+    document's budget has less left), shared by poppler and every tesseract run, each of
+    which is killed when it runs out. `scratch`: a folder for the engine's files."""
     started = time.monotonic()
-    deadline = started + options.page_timeout
-    loaded = raster.load(path, kind, page, options)
+    limit = options.page_timeout if timeout is None else timeout
+    deadline = started + limit
+    loaded = raster.load(path, kind, page, options, limit)
     gray = prep.to_gray(loaded.image)
     xdpi, ydpi = loaded.xdpi, loaded.ydpi
     del loaded
@@ -61,21 +66,23 @@ def read_page(path: Path, kind: str, page: PageInfo, options: OcrOptions, engine
     def remaining() -> float:
         left = deadline - time.monotonic()
         if left <= 0:
-            raise TimeoutError(f"page took longer than page_timeout ({options.page_timeout:g} s)")
+            what = "page_timeout" if limit == options.page_timeout else "its document's budget"
+            raise TimeoutError(f"page took longer than {what} ({limit:g} s)")
         return left
 
-    result = engine.ocr(gray, languages, options.psm, dpi, remaining(), want_pdf, picture)
+    result = engine.ocr(gray, languages, options.psm, dpi, remaining(), want_pdf, picture,
+                        scratch)
     rotated = 0
     doubtful = (result.confidence or 0.0) < options.orientation_min_confidence
     if options.orientation == "always" or (options.orientation == "auto" and doubtful):
         # OSD costs 0.6-1.4 s a page, so only pages that read badly pay for it.
-        turn = engine.rotation(gray, dpi, remaining())
+        turn = engine.rotation(gray, dpi, remaining(), scratch)
         if turn:
             upright = gray.rotate(turn, expand=True, resample=Image.Resampling.NEAREST)
             if picture is not None:
                 picture = picture.rotate(turn, expand=True, resample=Image.Resampling.NEAREST)
             second = engine.ocr(upright, languages, options.psm, dpi, remaining(), want_pdf,
-                                picture)
+                                picture, scratch)
             if (second.confidence or 0.0) > (result.confidence or 0.0):
                 result, rotated = second, turn
     return PageResult(page.number, result, noisy, rotated, skew, time.monotonic() - started)

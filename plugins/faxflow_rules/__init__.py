@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from faxflow.config import errors
 from faxflow.errors import ConfigError, PermanentError
 from faxflow.hookspecs import hookimpl
-from faxflow.types import Classification, Route
+from faxflow.types import Classification, Route, Target
 
 from . import ruleset
 from .ruleset import RuleSet
@@ -111,8 +111,37 @@ def faxflow_route(fax: Fax, app: App) -> list[Route]:
     else:
         evaluation = evaluate(rules, fax, app)
     rendered = ruleset.render(rules, evaluation)
+    # Why, as `faxflow explain` shows it: kept with the fax's record for the console.
+    from .explain import report
+
+    fax.scratch.setdefault("explain", {})["rules"] = report(fax, evaluation, rendered)
     errors = [r.error for r in rendered if r.error]
     if errors:  # the same fax renders the same way next time: retrying cannot help
+        raise PermanentError("; ".join(errors))
+    return [r.route for r in rendered if r.route is not None]
+
+
+@hookimpl
+def faxflow_route_targets(app: App) -> list[Target]:
+    rules = current(app)
+    return [Target(r.name, r.labels) for r in rules.rules if r.routes] + [
+        Target(ruleset.DEFAULT_NAME, rules.default.labels)]
+
+
+@hookimpl
+def faxflow_route_to(fax: Fax, target: str, app: App) -> list[Route] | None:
+    """The routes of rule `target` (or "default") for this fax, whatever its conditions say;
+    fields its regexes captured are there if they matched."""
+    rules = current(app)
+    chosen = rules.default if target == ruleset.DEFAULT_NAME else next(
+        (r for r in rules.rules if r.name == target and r.routes), None)
+    if chosen is None:
+        return None
+    evaluation = evaluate(rules, fax, app)
+    evaluation.routing = [chosen]
+    rendered = ruleset.render(rules, evaluation)
+    errors = [r.error for r in rendered if r.error]
+    if errors:
         raise PermanentError("; ".join(errors))
     return [r.route for r in rendered if r.route is not None]
 

@@ -54,8 +54,10 @@ def run(app: App, fax: Fax) -> dict[str, Any]:
     """Extract, classify, evaluate and render for one fax; the report as plain data."""
     protocol.extract_text(fax, app)
     if fax.problems:
-        raise FaxflowError("cannot read the document: "
-                           + "; ".join(p.message for p in fax.problems))
+        # What the worker would quarantine the fax for, with every page error.
+        raise FaxflowError("\n".join(["cannot read the document: "
+                                      + "; ".join(p.message for p in fax.problems),
+                                      *_document_lines(documents(fax))]))
     if not fax.pages:
         raise FaxflowError("no text-extraction plugin could read this document")
     protocol.classify(fax, app)
@@ -67,6 +69,32 @@ def run(app: App, fax: Fax) -> dict[str, Any]:
     return report(fax, evaluation, rendered)
 
 
+def documents(fax: Fax) -> list[dict[str, Any]]:
+    """Per document: pages read of pages found, every page error, pages not read on purpose."""
+    out = []
+    for index, document in enumerate(fax.documents, start=1):
+        pages = [p for p in fax.pages if p.document == document.ref.name]
+        out.append({
+            "document": protocol.document_label(index, len(fax.documents), document.ref.name),
+            "pages_read": sum(p.read for p in pages), "pages_total": len(pages),
+            "page_errors": [{"page": p.number, "error": p.error} for p in pages if p.error],
+            "pages_skipped": [p.number for p in pages if p.skipped]})
+    return out
+
+
+def _document_lines(docs: list[dict[str, Any]]) -> list[str]:
+    lines = []
+    for d in docs:
+        lines.append(f"  {d['document']}: read {d['pages_read']} of {d['pages_total']} pages")
+        lines += [f"    page {e['page']}: {e['error']}" for e in d["page_errors"]]
+        skipped = d["pages_skipped"]
+        if skipped:
+            lines.append(f"    page{'s' if len(skipped) > 1 else ''} "
+                         f"{protocol.page_list(skipped)}: not read on purpose (skipped by "
+                         "the text-extraction plugin, e.g. max_pages)")
+    return lines
+
+
 def report(fax: Fax, evaluation: ruleset.Evaluation,
            rendered: list[ruleset.Rendered]) -> dict[str, Any]:
     v = evaluation.variables
@@ -75,6 +103,7 @@ def report(fax: Fax, evaluation: ruleset.Evaluation,
     return {
         "fax": {"receiver": v["receiver"], "sender": v["sender"], "csid": v["csid"],
                 "cost_center": v["cost_center"], "pages": v["pages"],
+                "pages_read": fax.pages_read, "pages_reported": fax.job.fax_page_count,
                 "resolution": v["resolution"],
                 "received": v["received"].isoformat() if v["received"] else None,
                 "text_chars": len(fax.text)},
@@ -87,6 +116,7 @@ def report(fax: Fax, evaluation: ruleset.Evaluation,
             "fields": {k: _plain(x) for k, x in r.fields.items()},
             "field_errors": r.field_errors,
         } for r in evaluation.results],
+        "documents": documents(fax),
         "default_route_used": evaluation.used_default,
         "labels": sorted(fax.labels | evaluation.labels),
         "fields": {k: _plain(x) for k, x in evaluation.variables["fields"].items()},
@@ -104,7 +134,8 @@ def format_text(data: dict[str, Any]) -> str:
     f = data["fax"]
     lines = [f"Fax: {f['pages']} page(s), {f['text_chars']} characters of text",
              f"  receiver {f['receiver'] or '-'}  sender {f['sender'] or '-'}  "
-             f"csid {f['csid']!r}  received {f['received'] or '-'}", ""]
+             f"csid {f['csid']!r}  received {f['received'] or '-'}", "", "Documents:",
+             *_document_lines(data["documents"]), ""]
     if data["classifiers"]:  # what other plugins said about the fax, and why
         lines.append("Classifiers:")
         for heading, said in data["classifiers"].items():

@@ -376,7 +376,9 @@ def subject(ruleset: RuleSet, fax: Fax) -> Subject:
         sender=phone.of(job.sender_isdn, ruleset.country),
         csid=(job.sender_fax_id or "").strip(),
         cost_center=(job.cost_center or "").strip(),
-        page_count=job.fax_page_count if job.fax_page_count is not None else len(fax.pages),
+        # The pages in the documents once text extraction found them; the sender's own count
+        # (untrusted, may be anything) only when no text was extracted.
+        page_count=fax.pages_total or job.fax_page_count or 0,
         resolution=job.fax_resolution or "",
         received=received,
         pages=[p.text for p in fax.pages],

@@ -29,7 +29,7 @@ VARIABLES = {
     "sender": "sender number, E.164 when known (may be empty)",
     "csid": "sender fax id (CSID): untrusted free text, may be empty",
     "cost_center": "cost center (may be empty)",
-    "pages": "page count",
+    "pages": "pages in the documents (the sender's count if no text was extracted)",
     "resolution": "fax resolution as sent (may be empty)",
     "received": "time received, a datetime in the configured time zone",
     "labels": "sorted list of all labels",

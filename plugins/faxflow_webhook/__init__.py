@@ -32,7 +32,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
@@ -41,7 +41,7 @@ from faxflow import delivery
 from faxflow.app import App
 from faxflow.config import Config, ConfigProblem
 from faxflow.hookspecs import hookimpl
-from faxflow.types import DeliveryResult, DestinationType, Fax, Route
+from faxflow.types import DeliveryResult, DestinationType, Fax, Notice, Route
 
 from . import connect
 
@@ -92,6 +92,40 @@ def faxflow_deliver(fax: Fax, route: Route, app: App) -> DeliveryResult | None:
 
 
 def deliver(fax: Fax, route: Route, settings: Mapping[str, Any]) -> DeliveryResult:
+    key = delivery.stable_key(fax, route)
+    return post(route, settings, key,
+                lambda client: build_request(client, fax, route, settings, key))
+
+
+@hookimpl
+def faxflow_notify(notice: Notice, route: Route, app: App) -> DeliveryResult | None:
+    """An alert digest as a signed JSON POST: {"event": "alert", "key", "subject", "text",
+    "items", "link"}."""
+    if route.type != "webhook":
+        return None
+    settings = app.plugin_options("webhook")
+    body = json.dumps({"event": "alert", "key": notice.key, "subject": notice.subject,
+                       "text": notice.text, "items": list(notice.items), "link": notice.link},
+                      ensure_ascii=False, sort_keys=True, default=str).encode()
+
+    def build(client: httpx.Client) -> httpx.Request:
+        request = client.build_request("POST", str(route.options["url"]), content=body,
+                                       headers={"Idempotency-Key": notice.key,
+                                                "User-Agent": "faxflow",
+                                                "Content-Type": "application/json"})
+        sign(request, body, settings)
+        return request
+
+    try:
+        return post(route, settings, notice.key, build)
+    except delivery.DeliveryError as exc:
+        return delivery.as_result(exc)
+
+
+def post(route: Route, settings: Mapping[str, Any], key: str,
+         build: Callable[[httpx.Client], httpx.Request]) -> DeliveryResult:
+    """POST what `build` makes to the route's URL through the guard, retrying what may be
+    retried (the receiver recognizes the Idempotency-Key)."""
     opts = route.options
     try:
         url = httpx.URL(str(opts.get("url", "")))
@@ -99,14 +133,13 @@ def deliver(fax: Fax, route: Route, settings: Mapping[str, Any]) -> DeliveryResu
         raise delivery.permanent(f"url: not a valid URL: {exc}") from None
     if url.scheme not in ("http", "https") or not url.host:
         raise delivery.permanent(f"url: not an http(s) URL: {opts.get('url')!r}")
-    key = delivery.stable_key(fax, route)
     # The guard sits in the transport's connect step (see connect.py); trust_env=False keeps
     # environment proxies out, which would resolve and connect where we cannot judge.
     transport = connect.GuardedTransport(delivery.tls_verify(settings),
                                          bool(settings.get("allow_private", False)))
     with httpx.Client(transport=transport, trust_env=False, follow_redirects=False,
                       timeout=float(settings.get("timeout", 30))) as client:
-        request = build_request(client, fax, route, settings, key)
+        request = build(client)
 
         def post() -> httpx.Response:
             try:
@@ -166,12 +199,15 @@ def build_request(client: httpx.Client, fax: Fax, route: Route, settings: Mappin
                           "application/json"))]
         parts += [("file", (f.name, f.path.read_bytes(), f.content_type)) for f in files]
         request = client.build_request("POST", str(opts["url"]), files=parts, headers=headers)
-    body = request.read()
+    sign(request, request.read(), settings)
+    return request
+
+
+def sign(request: httpx.Request, body: bytes, settings: Mapping[str, Any]) -> None:
     secret = settings.get("secret")
     if secret:
         digest = hmac.new(str(secret).encode(), body, hashlib.sha256).hexdigest()
         request.headers["X-Faxflow-Signature"] = f"sha256={digest}"
-    return request
 
 
 def link_for(fax: Fax, route: Route, settings: Mapping[str, Any], file: str, key: str) -> str:

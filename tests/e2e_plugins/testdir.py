@@ -24,7 +24,7 @@ def faxflow_destination_types():
     return [DestinationType("testdir", description="test folder with duplicate detection")]
 
 
-@hookimpl
+@hookimpl(trylast=True)  # after other routers: its route is the last of a fax
 def faxflow_route(fax):
     return [Route(key="all/0", type="testdir", rule="all")]
 

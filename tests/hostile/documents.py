@@ -224,3 +224,58 @@ def png_named_tif() -> bytes:
     out = io.BytesIO()
     fax_page().save(out, format="PNG")
     return out.getvalue()
+
+
+# --- damaged, oversized or slow pages among good ones -------------------------------------------
+
+
+@cache
+def fax_tiff(pages: int = 3) -> bytes:
+    """A real multi-page G4 fax TIFF."""
+    return make_fax(kind="letter", pages=pages, fmt="tiff", seed=1).content
+
+
+def truncated_tiff() -> bytes:
+    """A 3-page fax TIFF cut 40% in: the second page's directory is incomplete, and Pillow
+    counting the pages raises `TypeError: Missing dimensions` (not an OSError)."""
+    data = fax_tiff()
+    return data[: len(data) * 2 // 5]
+
+
+def tiff_cut_in_a_page() -> bytes:
+    """A 3-page fax TIFF cut inside the first page's image data: the header is whole, the
+    page fails to decode (Pillow: `OSError: decoder error -2`)."""
+    data = fax_tiff()
+    return data[: len(data) * 3 // 8]
+
+
+def pdf_with_a_huge_page() -> bytes:
+    """A real fax page, then a 200 x 200 inch page (over any sane max_pixels): the document
+    is fine, its second page cannot be read."""
+    with pikepdf.open(io.BytesIO(fax_pdf())) as pdf:
+        pdf.add_blank_page(page_size=(14400, 14400))
+        out = io.BytesIO()
+        pdf.save(out)
+        return out.getvalue()
+
+
+def dashed_strokes_pdf(pages: int = 8, lines: int = 400, dash: float = 0.02) -> bytes:
+    """Pages of long lines in a tiny dash pattern, all pages sharing one compressed content
+    stream (about 3.5 kB): poppler draws every dash, so each page takes seconds to render
+    (400 lines of 0.02 pt dashes: ~3 s a page at 200 dpi), as the 1.9 kB, 8-page PDF that
+    held the OCR pool for 241 s did."""
+    import zlib
+
+    ops = [f"[{dash} {dash}] 0 d 0.1 w".encode()]
+    ops += [f"20 {20 + i * 1.9:.1f} m 590 {23 + i * 1.9:.1f} l S".encode() for i in range(lines)]
+    content = zlib.compress(b"\n".join(ops), 9)
+    kids = " ".join(f"{3 + i} 0 R" for i in range(pages))
+    stream = 3 + pages
+    return _pdf([
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        f"<< /Type /Pages /Kids [{kids}] /Count {pages} >>".encode(),
+        *[f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {stream} 0 R >>"
+          .encode() for _ in range(pages)],
+        f"<< /Length {len(content)} /Filter /FlateDecode >>\nstream\n".encode() + content
+        + b"\nendstream",
+    ])
