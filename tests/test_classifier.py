@@ -31,6 +31,7 @@ from faxflow import __version__
 from faxflow.app import load_app
 from faxflow.cli import build_cli
 from faxflow.errors import ConfigError
+from faxflow.journal import open_journal
 from faxflow.samples import make_fax, write_fax
 from faxflow.simulator import Simulator, SimulatorServer
 from faxflow.types import Fax, Job, PageText
@@ -397,8 +398,6 @@ def test_training_errors_are_said_plainly(tmp_path: Path) -> None:
 
     assert "examples folder " in fails("--examples", str(tmp_path / "nope"))
     assert "give the examples: --examples DIR" in fails()
-    assert "--from-journal: the journal does not record operators' decisions yet" in fails(
-        "--examples", str(examples), "--from-journal")
     (examples / "letter" / "3.txt").unlink()
     (examples / "letter" / "broken.pdf").write_bytes(b"%PDF-1.4 not really")
     out = fails("--examples", str(examples))
@@ -422,6 +421,50 @@ def test_training_errors_are_said_plainly(tmp_path: Path) -> None:
     config.write_text(config.read_text().replace('model = "classifier.json"\n', "")
                       .replace("[plugins.classifier]\n", ""))
     assert "has no [plugins.classifier] model to write" in fails("--examples", str(examples))
+
+
+def test_train_from_operators_decisions_in_the_journal(tmp_path: Path) -> None:
+    """Faxes operators routed by hand (the console's "route to a rule") are examples,
+    labelled by the rule they chose, with the text the worker read."""
+    config = write_config(tmp_path)
+    result = train(config, "--from-journal")
+    assert result.exit_code == 1 and "--from-journal: there is no journal at" in result.output
+    journal = open_journal("sqlite", tmp_path / "journal.sqlite")
+    n = 0
+
+    def decided(text: str | None, labels: list[str], action: str = "routed") -> None:
+        nonlocal n
+        n += 1
+        ident = journal.records.quarantine("t", f"fax{n}", [("1.pdf", "pdf", b"%PDF-1.4")],
+                                           ["needs review"], {}, {}, [], text, "w1")
+        journal.records.decided(ident, "anna", action, "some-rule", labels)
+
+    for seed in range(1, 4):
+        decided(truth("lab_result", seed), ["lab_result"])
+        decided(truth("invoice", seed), ["invoice", "needs-review"])  # review label: ignored
+    decided(truth("letter", 1), [], "dismissed")
+    decided(truth("letter", 2), ["letter", "post"])
+    decided(None, ["letter"])
+    decided(truth("court_document", 1), [])
+    journal.close()
+
+    result = train(config, "--from-journal")
+    assert result.exit_code == 0, result.output
+    assert ("warning: journal: 10 decision(s), 6 used; left out: 1 dismissed, not routed, 1 "
+            "routed to a target that gives none of the labels, 1 routed to a target that "
+            "gives several of the labels, 1 without the fax's text") in result.output
+    assert "Read 6 examples of 2 labels" in result.output
+    assert model.load(tmp_path / "classifier.json").labels == ("invoice", "lab_result")
+
+    # With examples folders, decisions count for the folders' labels only.
+    examples = text_examples(tmp_path / "examples", labels=("invoice", "letter"))
+    result = train(config, "--examples", str(examples), "--from-journal")
+    assert result.exit_code == 0, result.output
+    assert ("journal: 10 decision(s), 4 used; left out: 1 dismissed, not routed, 4 routed to "
+            "a target that gives none of the labels, 1 without the fax's text") in result.output
+    assert re.search(r"\n  invoice +8 ", result.output), result.output  # 5 + 3 decisions
+    assert re.search(r"\n  letter +6 ", result.output)  # "post" is no label of the folders
+    assert model.load(tmp_path / "classifier.json").labels == ("invoice", "letter")
 
 
 # --- features ----------------------------------------------------------------------------------

@@ -41,7 +41,8 @@ class TrainingMode:
               metavar="DIR", help="A folder with one sub-folder of examples per label "
                                   "(*.pdf, *.tif, *.tiff, *.txt); repeat for more folders.")
 @click.option("--from-journal", "journal", is_flag=True,
-              help="Also learn from operators' decisions in the journal (not available yet).")
+              help="Also learn from operators' decisions in the journal: faxes routed by hand "
+                   "to a rule, labelled by that rule's labels.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the model here instead of [plugins.classifier] model (a running "
                    "worker takes up a new model file as soon as it is written).")
@@ -58,7 +59,8 @@ def train(config_path: Path, folders: tuple[Path, ...], journal: bool, out: Path
     if missing("sklearn"):
         raise click.ClickException(f"training needs scikit-learn: {INSTALL}")
     if not folders and not journal:
-        raise click.UsageError("give the examples: --examples DIR (one sub-folder per label)")
+        raise click.UsageError("give the examples: --examples DIR (one sub-folder per label) "
+                               "and/or --from-journal")
     try:
         app = load_app(config_path, plugins_dir=plugins_dir,
                        extra=[("classifier-training", TrainingMode())])
@@ -87,9 +89,11 @@ def read(app: App, folders: tuple[Path, ...], journal: bool,
     def warn(message: str) -> None:
         click.echo(f"warning: {message}", err=True)
 
-    examples = from_folders(app, folders, warn)
+    examples = from_folders(app, folders, warn) if folders else []
     if journal:
-        examples += list(from_journal(app))
+        # With examples folders, decisions count for their labels only: a label operators
+        # chose a few times would otherwise stop training with "too few examples".
+        examples += from_journal(app, {e.label for e in examples} or None, review, warn)
     counts = Counter(e.label for e in examples)
     if review in counts:
         raise ExampleError(f"examples are labelled {review!r}, which is the review_label (the "

@@ -4,10 +4,10 @@ Training takes any iterable of examples, so each source is one function:
 
 - `from_folders`: one sub-folder per label; ``*.pdf``, ``*.tif`` and ``*.tiff`` are read by
   the text-extraction plugins of the configuration (the OCR plugin, as in the worker),
-  ``*.txt`` are taken as text. This is also where operators' corrections go until the
-  console records them: a folder of faxes they routed by hand, one sub-folder per label.
-- `from_journal`: operators' decisions in the console, once the journal records them. What
-  it needs is in its docstring and in docs/classifier.md (Feedback).
+  ``*.txt`` are taken as text. Corrections can go here too: a folder of faxes people
+  routed by hand, one sub-folder per label.
+- `from_journal`: operators' decisions recorded in the journal (the console's "route to a
+  rule"): the fax's text as the worker read it, labelled by the rule the operator chose.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,23 +131,47 @@ def _extract(app: App, path: Path, ext: str) -> str:
     return fax.text
 
 
-def from_journal(app: App) -> Iterator[Example]:
-    """Operators' decisions as examples: not available yet.
+def from_journal(app: App, labels: set[str] | None, review: str | None,
+                 warn: Callable[[str], None]) -> list[Example]:
+    """Operators' decisions in the journal as examples: every fax an operator routed to a
+    target (a rule) in the console or with `faxflow quarantine route`, with the labels that
+    target gave then and the fax's text as the worker read it (kept for quarantined and queued
+    faxes). The latest decision on a fax counts. A decision becomes an example when its
+    target gave exactly one label among `labels` (the examples folders' labels; None: any
+    label but the review label); released and dismissed faxes teach nothing. What is left out
+    is said in one warning."""
+    from faxflow.journal import open_journal
 
-    What it needs from the journal and the console (issue 16, item 3), one record per
-    decision:
-    - the fax's text as the worker read it (the record's ``text``, stored when the fax was
-      quarantined or given `needs-review`), since the example must be what the model saw;
-    - the decision: the rule an operator routed it to (a "route chosen" event or a resolved
-      quarantine item in state "routed") and the labels that rule sets, taken at decision
-      time (rules change later);
-    - who decided and when, so a wrong decision can be found and left out, and a way to
-      read the decisions since a time, newest last.
-    Each decision whose rule sets exactly one of the model's labels becomes
-    ``Example(label, text, "journal:<record id>")``; decisions to dismiss or release teach
-    nothing and are skipped.
-    """
-    raise ExampleError("--from-journal: the journal does not record operators' decisions yet "
-                       "(the console will); put the faxes operators routed by hand in a "
-                       "folder, one sub-folder per label, and give it with --examples "
-                       "(docs/classifier.md, Feedback)")
+    settings = app.config.journal
+    path = app.config.resolve(settings.path)
+    if settings.backend == "sqlite" and not path.exists():
+        raise ExampleError(f"--from-journal: there is no journal at {path} yet (the worker "
+                           "and the console write it)")
+    try:
+        journal = open_journal(settings.backend, path, settings.url, app.config.file_mode)
+    except Exception as exc:
+        raise ExampleError(f"--from-journal: cannot open the journal: {exc}") from None
+    try:
+        decisions = journal.records.decisions()
+    finally:
+        journal.close()
+    latest = {d.record_id: d for d in decisions}  # oldest first: the last one wins
+    examples: list[Example] = []
+    skipped: Counter[str] = Counter()
+    for d in latest.values():
+        given = [label for label in d.labels
+                 if label != review and (labels is None or label in labels)]
+        if d.action != "routed":
+            skipped[f"{d.action}, not routed"] += 1
+        elif len(given) != 1:
+            skipped["routed to a target that gives " + ("none of the labels" if not given
+                                                        else "several of the labels")] += 1
+        elif not (d.text or "").strip():
+            skipped["without the fax's text"] += 1
+        else:
+            text = d.text[:MAX_TEXT_BYTES] if d.text else ""
+            examples.append(Example(given[0], text, f"journal:#{d.record_id} ({d.who})"))
+    if skipped:
+        warn(f"journal: {len(latest)} decision(s), {len(examples)} used; left out: "
+             + ", ".join(f"{n} {why}" for why, n in sorted(skipped.items())))
+    return examples
