@@ -136,7 +136,9 @@ def format_text(data: dict[str, Any]) -> str:
              f"  receiver {f['receiver'] or '-'}  sender {f['sender'] or '-'}  "
              f"csid {f['csid']!r}  received {f['received'] or '-'}", "", "Documents:",
              *_document_lines(data["documents"]), ""]
-    if data["classifiers"]:  # what other plugins said about the fax, and why
+    # What classifier plugins said about the fax, and why (absent from reports the console
+    # kept before there were any).
+    if data.get("classifiers"):
         lines.append("Classifiers:")
         for heading, said in data["classifiers"].items():
             lines.append(f"  {heading}:")
