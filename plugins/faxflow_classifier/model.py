@@ -112,8 +112,9 @@ class Model:
             return Prediction(ranked)
         terms = self.terms(words, idx, values, self.labels.index(ranked[0][0]))
         order = sorted(terms.items(), key=lambda tw: tw[1])
-        against = tuple((t, round(w, 3)) for t, w in order[:explain] if w < 0)
-        weighed = tuple((t, round(w, 3)) for t, w in reversed(order[-explain:]) if w > 0)
+        # Terms that round to 0.00 weigh nothing worth showing.
+        against = tuple((t, round(w, 3)) for t, w in order[:explain] if w <= -0.005)
+        weighed = tuple((t, round(w, 3)) for t, w in reversed(order[-explain:]) if w >= 0.005)
         return Prediction(ranked, weighed, against)
 
     def terms(self, words: Sequence[str], idx: Indices, values: Floats,
