@@ -140,12 +140,29 @@ def make_manager(
 HOOK_NAMES = sorted(name for name in dir(hookspecs) if name.startswith("faxflow_"))
 
 
+# Hooks the core calls for each plugin on its own (App._each: so one plugin's failure is its
+# own, and votes keep their plugin's name): a wrapper cannot wrap those calls.
+PER_PLUGIN = frozenset({
+    "faxflow_config_sections", "faxflow_check_config", "faxflow_configure",
+    "faxflow_destination_types", "faxflow_route_targets", "faxflow_hold_vote",
+    "faxflow_ack_vote", "faxflow_shutdown", "faxflow_fax_received", "faxflow_fax_read",
+    "faxflow_fax_routed", "faxflow_fax_delivered", "faxflow_fax_acknowledged",
+    "faxflow_fax_quarantined", "faxflow_fax_failed"})
+
+
 def hook_problem(pm: pluggy.PluginManager, plugin: Any) -> str | None:
     """Why `plugin` cannot be registered: a hook implementation whose name is not a faxflow
-    hook (a misspelling would otherwise never be called), or None. Arguments the hook does
-    not have are refused by pluggy's own register, with the hook named."""
+    hook (a misspelling would otherwise never be called), or a wrapper on a hook the core
+    calls per plugin; None if it is fine. Arguments the hook does not have are refused by
+    pluggy's own register, with the hook named."""
     for attr in dir(plugin):
-        if pm.parse_hookimpl_opts(plugin, attr) is None or attr in HOOK_NAMES:
+        opts = pm.parse_hookimpl_opts(plugin, attr)
+        if opts is None:
+            continue
+        if attr in PER_PLUGIN and (opts.get("wrapper") or opts.get("hookwrapper")):
+            return (f"{attr!r} is a wrapper, but faxflow calls {attr} for each plugin on its "
+                    "own, so it cannot wrap the others: implement it plainly")
+        if attr in HOOK_NAMES:
             continue
         close = difflib.get_close_matches(attr, HOOK_NAMES, n=1, cutoff=0.6)
         hint = f"; did you mean {close[0]}?" if close else "; see docs/plugin_hooks.md"

@@ -41,6 +41,9 @@ def test_plugins_dir_and_failures(tmp_path: Path) -> None:
     (tmp_path / "typo.py").write_text(
         "from faxflow.hookspecs import hookimpl\n"
         "@hookimpl\ndef faxflow_fax_recieved(fax):\n    pass\n")
+    (tmp_path / "wrapped.py").write_text(
+        "from faxflow.hookspecs import hookimpl\n"
+        "@hookimpl(wrapper=True)\ndef faxflow_ack_vote(fax):\n    return (yield)\n")
     (tmp_path / "badarg.py").write_text(
         "from faxflow.hookspecs import hookimpl\n"
         "@hookimpl\ndef faxflow_deliver(fax, route, destination):\n    pass\n")
@@ -52,6 +55,7 @@ def test_plugins_dir_and_failures(tmp_path: Path) -> None:
                                      "faxflow_fax_received?")
     assert "destination" in report.failed["badarg"] and "faxflow_deliver" in report.failed["badarg"]
     assert pm.get_plugin("typo") is None and pm.get_plugin("badarg") is None
+    assert "'faxflow_ack_vote' is a wrapper" in report.failed["wrapped"]
     assert sorted(report.loaded) == ["core", "hello"]
 
 
