@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from servers.smtp import SmtpServer
+from waiting import wait_for
 
 from faxflow.app import load_app
 from faxflow.hookspecs import hookimpl
@@ -61,12 +62,6 @@ def smtp(tmp_path: Path) -> Iterator[SmtpServer]:
     yield server
     server.stop()
 
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def digests(smtp: SmtpServer) -> list[email.message.EmailMessage]:

@@ -10,10 +10,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pg_server as pg
+from waiting import wait_for
 
 from faxflow.simulator import Simulator, SimulatorServer
 from faxflow.simulator.minipdf import one_page_pdf
@@ -50,12 +50,6 @@ base = "out"
 type = "folder"
 """
 
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def test_three_replicas_one_quarantine_released_once_across_a_kill(

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from waiting import wait_for
 
 from faxflow.app import App, load_app
 from faxflow.hookspecs import hookimpl
@@ -76,13 +77,6 @@ def add_faxes(server: SimulatorServer, n: int) -> list[str]:
     return [server.sim.add_fax("abc123", documents=[{"extension": "pdf", "content": pdf}])["id"]
             for _ in range(n)]
 
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def delivered(out: Path) -> set[str]:

@@ -7,11 +7,10 @@ each fax's document to $E2E_OUT and records any second delivery) and a voting pl
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from waiting import wait_for
 
 from faxflow.app import App, load_app
 from faxflow.hookspecs import hookimpl
@@ -79,12 +78,6 @@ def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, plugin: object) -> tupl
         thread.join(30)
     return out, tmp_path / "quarantine"
 
-
-def wait_for(condition: Callable[[], bool], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 def test_a_hold_vote_stops_the_fax_before_anything_is_delivered(

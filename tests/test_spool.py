@@ -9,8 +9,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
+
+from waiting import wait_for
 
 from faxflow import spool
 from faxflow.journal import SQLiteJournal
@@ -81,12 +82,6 @@ spool_dir = "{spool}"
 path = "journal.sqlite"
 """
 
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def test_a_killed_workers_spool_is_cleaned_when_it_starts_again(tmp_path: Path) -> None:
