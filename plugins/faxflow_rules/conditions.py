@@ -37,6 +37,7 @@ class Check:
     detail: str = ""
     children: list[Check] = field(default_factory=list)
     captures: dict[str, str] = field(default_factory=dict)
+    barcode: Barcode | None = None  # the barcode that made a barcode condition true
 
     def captured(self) -> dict[str, str]:
         """Named groups of the regexes that made this check true."""
@@ -54,6 +55,9 @@ class Check:
             out["detail"] = self.detail
         if self.captures:
             out["captures"] = dict(self.captures)
+        if self.barcode is not None:
+            out["barcode"] = {"page": self.barcode.page, "format": self.barcode.format,
+                              "value": one_line(self.barcode.value, SNIPPET)}
         if self.children:
             out["children"] = [c.to_dict() for c in self.children]
         return out
@@ -307,7 +311,7 @@ class BarcodeIs(Condition):
                     continue
                 groups = {k: v for k, v in m.groupdict().items() if v is not None}
             return Check(self.what, True, f"{shown(code)} on page {code.page}",
-                         captures=groups)
+                         captures=groups, barcode=code)
         detail = f"{len(seen)} barcode(s) looked at, none matched" if seen else \
             "no barcode" + (" of these formats" if self.formats and s.barcodes else "") + \
             (" on these pages" if s.barcodes and self.pages != (1, None) else "")

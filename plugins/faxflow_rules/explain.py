@@ -19,10 +19,12 @@ import click
 
 from faxflow import protocol
 from faxflow.app import App, load_app
+from faxflow.delivery import one_line
 from faxflow.errors import ConfigError, FaxflowError
 from faxflow.types import Document, DocumentRef, Fax, Job, Number
 
 from . import current, ruleset
+from .conditions import SNIPPET, Check
 
 MARK = {True: "yes ", False: "no  ", None: "--  "}
 
@@ -82,6 +84,46 @@ def documents(fax: Fax) -> list[dict[str, Any]]:
     return out
 
 
+def barcodes(fax: Fax, evaluation: ruleset.Evaluation) -> list[dict[str, Any]]:
+    """Every barcode read, by page of the fax, with the conditions it satisfied (values cut
+    to one short line: they are the sender's text)."""
+    satisfied: dict[tuple[int, str, str], list[str]] = {}
+
+    def walk(rule: str, check: Check) -> None:
+        if check.ok is True and check.barcode is not None:
+            b = check.barcode
+            satisfied.setdefault((b.page, b.format, b.value), []).append(
+                f"rule {rule!r}: {check.what}")
+        for child in check.children:
+            walk(rule, child)
+
+    for result in evaluation.results:
+        if result.check is not None:
+            walk(result.rule.name, result.check)
+    out = []
+    for position, page in enumerate(fax.pages, 1):
+        for b in page.barcodes:
+            out.append({"page": position, "document": page.document, "page_in_document":
+                        page.number, "format": b.format, "value": one_line(b.value, SNIPPET),
+                        "length": len(b.value), "box_mm": list(b.box),
+                        "satisfied": satisfied.get((position, b.format, b.value), [])})
+    return out
+
+
+def _barcode_lines(codes: list[dict[str, Any]]) -> list[str]:
+    if not codes:
+        return ["  none"]
+    lines = []
+    for c in codes:
+        box = ", ".join(f"{v:g}" for v in c["box_mm"])
+        lines.append(f"  page {c['page']}: {c['format']} {c['value']!r}"
+                     + (f" ({c['length']} characters)" if c["length"] > SNIPPET else "")
+                     + f" at [{box}] mm")
+        lines += [f"    satisfies {s}" for s in c["satisfied"]] or \
+            ["    satisfies no condition"]
+    return lines
+
+
 def _document_lines(docs: list[dict[str, Any]]) -> list[str]:
     lines = []
     for d in docs:
@@ -116,6 +158,7 @@ def report(fax: Fax, evaluation: ruleset.Evaluation,
             "field_errors": r.field_errors,
         } for r in evaluation.results],
         "documents": documents(fax),
+        "barcodes": barcodes(fax, evaluation),
         "default_route_used": evaluation.used_default,
         "labels": sorted(fax.labels | evaluation.labels),
         "fields": {k: _plain(x) for k, x in evaluation.variables["fields"].items()},
@@ -134,7 +177,8 @@ def format_text(data: dict[str, Any]) -> str:
     lines = [f"Fax: {f['pages']} page(s), {f['text_chars']} characters of text",
              f"  receiver {f['receiver'] or '-'}  sender {f['sender'] or '-'}  "
              f"csid {f['csid']!r}  received {f['received'] or '-'}", "", "Documents:",
-             *_document_lines(data["documents"]), "", "Rules:"]
+             *_document_lines(data["documents"]), "", "Barcodes:",
+             *_barcode_lines(data["barcodes"]), "", "Rules:"]
     for i, rule in enumerate(data["rules"], start=1):
         state = ("MATCHED" + (" (continue)" if rule["continue"] else "")) if rule["matched"] \
             else ("no match" if rule["evaluated"] else "not evaluated: "
