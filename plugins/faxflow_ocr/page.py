@@ -59,8 +59,6 @@ def read_page(path: Path, kind: str, page: PageInfo, options: OcrOptions, engine
             codes.retry(gray)  # the clean-up it needs is this very median
         if factor > 1:
             gray = prep.thin_rows(gray)
-    elif codes is not None:
-        codes.retry()
     skew = 0.0
     if options.deskew:
         # psm 4 reads a skewed page's lines out of order (a 1.2 degree page: 8.9% CER,
@@ -70,6 +68,8 @@ def read_page(path: Path, kind: str, page: PageInfo, options: OcrOptions, engine
             gray, skew = prep.deskew(gray, angle), angle
     # A searchable PDF shows the sharp page; tesseract reads the smoothed copy.
     smoothed = prep.smooth(gray, factor > 1, noisy) if options.smooth else gray
+    if codes is not None and not noisy:
+        codes.retry(smoothed if smoothed is not gray else None, skew)
     picture = gray if want_pdf and smoothed is not gray else None
     gray = smoothed
     dpi = round(xdpi) if xdpi > 0 else options.dpi
