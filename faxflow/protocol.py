@@ -20,6 +20,8 @@ from faxflow.delivery import one_line
 from faxflow.errors import PermanentError
 from faxflow.hookspecs import hookimpl
 from faxflow.types import (
+    MAX_BARCODE_VALUE,
+    Barcode,
     Decision,
     DeliveryResult,
     Document,
@@ -80,6 +82,7 @@ def extract_text(fax: Fax, app: App) -> None:
                 app.metrics.ocr_seconds.observe(per_page)
         for page in pages or ():
             page.document = page.document or document.ref.name
+            page.barcodes = bounded(page.barcodes)
             fax.pages.append(page)
         failed = [p for p in pages or () if p.error]
         if failed:
@@ -90,6 +93,21 @@ def extract_text(fax: Fax, app: App) -> None:
                  fax.pages_total, f" ({skipped} not read on purpose)" if skipped else "",
                  extra={"event": "text", "fax_id": fax.id, "topic": fax.topic,
                         "pages_read": fax.pages_read, "pages_total": fax.pages_total})
+
+
+MAX_BARCODES = 50  # per page
+
+
+def bounded(codes: object) -> tuple[Barcode, ...]:
+    """An extractor's barcodes, bounded: at most MAX_BARCODES a page, each value at most
+    MAX_BARCODE_VALUE characters (values are the sender's text and reach rules, templates
+    and logs), anything that is not a Barcode left out."""
+    if not isinstance(codes, tuple | list):
+        return ()
+    return tuple(b if len(b.value) <= MAX_BARCODE_VALUE else
+                 replace(b, value=b.value[:MAX_BARCODE_VALUE])
+                 for b in codes if isinstance(b, Barcode) and isinstance(b.value, str)
+                 )[:MAX_BARCODES]
 
 
 UNREADABLE_LABEL = "unreadable-pages"

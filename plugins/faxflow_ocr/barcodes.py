@@ -42,11 +42,7 @@ MAX_CODES = 50  # per page: a page covered in codes is an attack, not a cover sh
 def _formats(names: tuple[str, ...]) -> Any:
     import zxingcpp
 
-    wanted = [getattr(zxingcpp.BarcodeFormat, z) for n in names for z in FORMATS[n]]
-    joined = wanted[0]
-    for fmt in wanted[1:]:
-        joined = joined | fmt
-    return joined
+    return tuple(getattr(zxingcpp.BarcodeFormat, z) for n in names for z in FORMATS[n])
 
 
 # Read again where the first pass decoded nothing: the codes of cover sheets. A retry costs
