@@ -355,7 +355,8 @@ class Fax:
     plugins have found so far. Plugins read it; the core writes it from their results.
 
     The core writes, plugins read: `job` (Retarus' data, untrusted), `topic`, `attempt` (1 on
-    the first attempt, counted in the journal across workers and restarts), `documents`
+    the first attempt, counted in the journal across workers and restarts), `parent` (on a
+    part of a split fax, `faxflow_split`: the id of the whole fax), `documents`
     (downloaded before any hook runs), `pages` (from `faxflow_extract_text`), `labels` and
     `fields` (merged from `faxflow_classify`), `routes` (from `faxflow_route`), `results` (by
     route key, from `faxflow_deliver`, including routes delivered by an earlier attempt) and
