@@ -47,24 +47,29 @@ def page_label(pages: tuple[int, ...]) -> str:
     return protocol.page_list(list(pages))
 
 
-def child(fax: Fax, part: Part, n: int, count: int) -> Fax:
-    """Part `n` of `count` as a fax of its own: its document made of the part's pages."""
-    folder = fax.documents[0].path.parent
-    paths = {d.ref.name: d.path for d in reversed(fax.documents)}  # first of a name wins
+def child(fax: Fax, part: Part, n: int, count: int, documents: bool = True) -> Fax:
+    """Part `n` of `count` as a fax of its own: its document made of the part's pages
+    (`documents=False`: its pages only, for `faxflow explain`, which writes nothing)."""
     chosen = [fax.pages[i - 1] for i in part.pages]
-    document = subset.write_pages([(paths.get(p.document, fax.documents[0].path), p.number)
-                                   for p in chosen], folder / f"part-{n}.pdf")
-    name = document.ref.name
+    name = f"part-{n}.pdf"
+    document = None
+    if documents:
+        folder = fax.documents[0].path.parent
+        paths = {d.ref.name: d.path for d in reversed(fax.documents)}  # first of a name wins
+        document = subset.write_pages([(paths.get(p.document, fax.documents[0].path),
+                                        p.number) for p in chosen], folder / name)
     pages = [replace(p, number=k, document=name,
                      barcodes=tuple(replace(b, page=k, document=name) for b in p.barcodes))
              for k, p in enumerate(chosen, 1)]
     sub = Fax(job=replace(fax.job, id=f"{fax.id}#{n}"), topic=fax.topic, attempt=fax.attempt,
-              parent=fax.id, documents=[document], pages=pages, labels=set(fax.labels))
+              parent=fax.id, documents=[document] if document else [], pages=pages,
+              labels=set(fax.labels))
     sub.scratch = {k: v for k, v in fax.scratch.items() if k in ("owner", "actor")}
     sub.scratch["part"] = {"parent": fax.id, "number": n, "of": count,
                            "pages": list(part.pages), "reason": part.reason}
     searchable = [fax.artifacts.get(f"searchable_pdf:{p.document}") for p in chosen]
-    if all(searchable):
+    if document is not None and all(searchable):
+        folder = document.path.parent
         pdf = subset.write_pages([(s, p.number) for s, p in zip(searchable, chosen, strict=True)
                                   if s is not None], folder / f"part-{n}.searchable.pdf")
         sub.artifacts["searchable_pdf"] = pdf.path

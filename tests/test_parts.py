@@ -188,3 +188,36 @@ def test_drop_cover_leaves_out_a_first_page_that_carried_a_barcode(
     fax.pages[0].barcodes = ()  # no code on the first page: no cover sheet, nothing dropped
     assert cover.view(fax, route)[0] is fax
     assert cover.view(fax, Route("r/0", "folder", {"path": "x"}))[0] is fax
+
+
+def test_explain_routes_each_part_of_a_split_fax(
+        faxflow_app_factory: Callable[..., App], batch: Callable[[], Fax],
+        tmp_path: Path) -> None:
+    from faxflow_rules import explain
+
+    fake = Fake()
+    config = SEPARATORS + f'''
+[plugins.folder]
+base = "{tmp_path}"
+[plugins.rules.default]
+[[plugins.rules.default.route]]
+type = "folder"
+path = "review"
+[[rule]]
+name = "patients"
+when.barcode = {{ regex = '^PAT-(?P<patient_id>\\d+)$' }}
+[[rule.route]]
+type = "folder"
+path = "patients/{{{{ fields.patient_id }}}}"
+'''
+    app = faxflow_app_factory(plugins={"fake": fake}, load=["barcodes", "rules", "folder"],
+                              config=config)
+    data = explain.run(app, batch())
+    routes = [[r["options"]["path"] for r in p["routes"] if r["type"] == "folder"]
+              for p in data["parts"]]
+    assert routes == [["patients/1"], ["patients/2"], ["review"]]
+    assert [p["id"] for p in data["parts"]] == ["F1#1", "F1#2", "F1#3"]
+    text = explain.format_text(data)
+    assert "Split into 3 parts" in text and "  part 2 (F1#2): pages 4-5" in text
+    assert "=== Part 3 of 3 (F1#3, pages 7 of the fax) ===" in text
+    assert fake.delivered == [] and not list(tmp_path.rglob("part-*.pdf"))  # nothing made

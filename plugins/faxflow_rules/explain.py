@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from faxflow import protocol
+from faxflow import parts, protocol
 from faxflow.app import App, load_app
 from faxflow.delivery import one_line
 from faxflow.errors import ConfigError, FaxflowError
@@ -62,9 +62,27 @@ def run(app: App, fax: Fax) -> dict[str, Any]:
                                       *_document_lines(documents(fax))]))
     if not fax.pages:
         raise FaxflowError("no text-extraction plugin could read this document")
-    protocol.classify(fax, app)
+    split = protocol.split(fax, app)
     if fax.problems:
-        raise FaxflowError("classification failed: " + "; ".join(p.message for p in fax.problems))
+        raise FaxflowError("splitting failed: " + "; ".join(p.message for p in fax.problems))
+    if split is None:
+        return evaluate(app, fax)
+    # Split (separator sheets): each part is routed on its own, as the worker would.
+    data = evaluate(app, fax, classify=False)
+    data["parts"] = []
+    for n, part in enumerate(split, 1):
+        sub = parts.child(fax, part, n, len(split), documents=False)
+        data["parts"].append({"part": n, "id": sub.id, "pages": list(part.pages),
+                              "reason": part.reason, **evaluate(app, sub)})
+    return data
+
+
+def evaluate(app: App, fax: Fax, classify: bool = True) -> dict[str, Any]:
+    if classify:
+        protocol.classify(fax, app)
+        if fax.problems:
+            raise FaxflowError("classification failed: "
+                               + "; ".join(p.message for p in fax.problems))
     rules = current(app)
     evaluation = ruleset.evaluate(rules, fax)
     rendered = ruleset.render(rules, evaluation)
@@ -173,6 +191,18 @@ def _plain(value: Any) -> Any:
 
 
 def format_text(data: dict[str, Any]) -> str:
+    if data.get("parts"):
+        lines = [f"Split into {len(data['parts'])} parts (each routed on its own; the pages in "
+                 "no part are dropped):"]
+        lines += [f"  part {p['part']} ({p['id']}): pages {protocol.page_list(p['pages'])}"
+                  for p in data["parts"]]
+        head = format_text({**data, "parts": None}).split("\nRules:")[0]
+        lines += ["", head]
+        for p in data["parts"]:
+            lines += ["", f"=== Part {p['part']} of {len(data['parts'])} ({p['id']}, pages "
+                      f"{protocol.page_list(p['pages'])} of the fax) ==="]
+            lines.append("Rules:" + format_text(p).split("\nRules:", 1)[1])
+        return "\n".join(lines)
     f = data["fax"]
     lines = [f"Fax: {f['pages']} page(s), {f['text_chars']} characters of text",
              f"  receiver {f['receiver'] or '-'}  sender {f['sender'] or '-'}  "
