@@ -125,7 +125,7 @@ def test_a_part_that_fails_for_good_is_quarantined_alone(
     assert [d[0] for d in fake.delivered] == ["F1#1", "F1#3"]
     assert app.journal is not None
     store = app.journal.records
-    (row, item), = store.quarantine_list()[0]
+    ((_, item),) = store.quarantine_list()[0]
     assert (item.fax_id, item.state) == ("F1#2", "open")
     assert "the sink refuses this part" in "; ".join(item.reasons)
     (doc, data), = store.quarantine_documents(item.id)
