@@ -38,6 +38,7 @@ def write_pages(pages: Sequence[tuple[Path, int]], target: Path) -> Document:
         out.close()
         for pdf in opened.values():
             pdf.close()
+    os.chmod(tmp, 0o600)  # fax content: owner-only, like every file of a fax's spool
     os.replace(tmp, target)
     return describe(target, DocumentRef(url="", name=target.name, extension="pdf"))
 
