@@ -221,3 +221,20 @@ path = "patients/{{{{ fields.patient_id }}}}"
     assert "Split into 3 parts" in text and "  part 2 (F1#2): pages 4-5" in text
     assert "=== Part 3 of 3 (F1#3, pages 7 of the fax) ===" in text
     assert fake.delivered == [] and not list(tmp_path.rglob("part-*.pdf"))  # nothing made
+
+
+def test_drop_cover_must_be_true_or_false_for_every_destination(
+        faxflow_app_factory: Callable[..., App], tmp_path: Path) -> None:
+    from faxflow.errors import ConfigError
+
+    config = f'''
+[plugins.folder]
+base = "{tmp_path}"
+[plugins.rules.default]
+[[plugins.rules.default.route]]
+type = "folder"
+drop_cover = "yes"
+'''
+    with pytest.raises(ConfigError, match=r"route\.0\.drop_cover: must be true or false$"):
+        faxflow_app_factory(load=["rules", "folder"], config=config)
+    faxflow_app_factory(load=["rules", "folder"], config=config.replace('"yes"', "true"))

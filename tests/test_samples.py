@@ -255,3 +255,15 @@ def test_sheets_and_stickers_are_deterministic_with_their_ground_truth() -> None
     assert first.page_texts[0].splitlines()[1:3] == ["Referral", "PAT-1"]
     plain = make_fax(kind="letter", pages=2, resolution="standard", noisy=True, seed=3)
     assert plain.barcodes == () and plain.parts == () and "_bc" not in plain.name
+
+
+def test_the_command_line_draws_cover_and_separator_sheets(tmp_path: Path) -> None:
+    assert main(["--out", str(tmp_path), "--kind", "letter", "--pages", "2", "--cover",
+                 "PAT-1:datamatrix:0.5", "--separator-before", "2"]) == 0
+    (sidecar,) = tmp_path.glob("*.json")
+    data = json.loads(sidecar.read_text())
+    assert data["pages"] == 4 and data["parts"] == [[1, 2], [4]]
+    assert [(b["page"], b["value"], b["format"]) for b in data["barcodes"]] == [
+        (1, "PAT-1", "datamatrix"), (3, "FAXFLOW-SPLIT", "qr")]
+    with pytest.raises(SystemExit):
+        main(["--out", str(tmp_path), "--cover", "PAT-1:maxicode"])

@@ -279,7 +279,7 @@ def _routes(raw: Any, path: KeyPath, ctx: Context, destinations: Mapping[str, De
             known = ", ".join(sorted(destinations)) or "none: no destination plugin is loaded"
             ctx.problem((*here, "type"), f"unknown destination type {kind!r} (known: {known})")
         for message in cover.check(options):  # the core's own route options (drop_cover)
-            ctx.problem((*here, cover.OPTION), message)
+            ctx.problem((*here, cover.OPTION), message.removeprefix(f"{cover.OPTION}: "))
         if dest is not None and dest.check_options is not None:
             who = f"plugin {dest.plugin or '?'}"
             try:
