@@ -113,6 +113,17 @@ def test_each_part_is_routed_and_delivered_on_its_own(
     assert {k: (r.state, r.reference) for k, r in records.items()} == {
         f"part:{n}": ("delivered", f"F1#{n}") for n in (1, 2, 3)}
     assert app.journal.routes("abc123", "F1#2")["sink/0"].state == "delivered"
+    store = app.journal.records  # the history: a record per part, naming its fax
+    ident = store.fax_id("abc123", "F1#2")
+    assert ident is not None
+    detail = store.fax(ident)
+    assert detail is not None and detail.row.status == "delivered"
+    assert ("received", "part 2 of 3 of fax F1: pages 4-5") in [
+        (e.name, e.detail) for e in detail.events]
+    parent = store.fax(store.fax_id("abc123", "F1") or 0)
+    assert parent is not None and any(
+        e.detail == "split into 3 parts: #1 pages 1-2, #2 pages 4-5, #3 pages 7"
+        for e in parent.events)
 
 
 def test_a_part_that_fails_for_good_is_quarantined_alone(
