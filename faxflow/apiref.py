@@ -37,7 +37,8 @@ GROUPS = (
     Group("What a fax is", "The event every hook receives and what it carries.", (
         "faxflow.types:Fax", "faxflow.types:Job", "faxflow.types:Number",
         "faxflow.types:DocumentRef", "faxflow.types:Document", "faxflow.types:PageText",
-        "faxflow.types:Classification", "faxflow.types:Route"), module_doc="faxflow.types"),
+        "faxflow.types:Barcode", "faxflow.types:Part", "faxflow.types:Classification",
+        "faxflow.types:Route"), module_doc="faxflow.types"),
     Group("Results", "What hooks return and what the core decides from it.", (
         "faxflow.types:DeliveryResult", "faxflow.types:Outcome", "faxflow.types:Vote",
         "faxflow.types:Verdict", "faxflow.types:Decision", "faxflow.types:Problem")),

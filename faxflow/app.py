@@ -38,6 +38,7 @@ from faxflow.types import (
     Fax,
     Notice,
     PageText,
+    Part,
     Route,
     Target,
     Vote,
@@ -244,6 +245,12 @@ class App:
         pages: list[PageText] | None = self.pm.hook.faxflow_extract_text(
             fax=fax, document=document, app=self)
         return pages
+
+    def split(self, fax: Fax) -> list[Part] | None:
+        """Run `faxflow_split`: the parts the first plugin that splits the fax cuts it into,
+        not checked; None: the fax stays whole."""
+        parts: list[Part] | None = self.pm.hook.faxflow_split(fax=fax, app=self)
+        return parts
 
     def classify(self, fax: Fax) -> list[Classification]:
         """Run `faxflow_classify`: every plugin's `Classification` (abstentions left out),

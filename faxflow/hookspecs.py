@@ -34,6 +34,7 @@ if TYPE_CHECKING:
         Fax,
         Notice,
         PageText,
+        Part,
         Route,
         Target,
         Vote,
@@ -145,6 +146,22 @@ def faxflow_extract_text(fax: Fax, document: Document, app: App) -> list[PageTex
     all (corrupt, not a fax document): the fax is quarantined with that reason, which the
     core prefixes with the document ("document 2 of 3 (29.pdf): "), so say only what is
     wrong.
+    """
+
+
+@hookspec(firstresult=True)
+def faxflow_split(fax: Fax, app: App) -> list[Part] | None:
+    """Cut a fax into parts that are classified, routed and delivered each on its own (e.g.
+    at separator sheets); None leaves it one fax.
+
+    Fires once per attempt after text extraction (``fax.pages`` and their ``barcodes`` are
+    set), before classification. Return `Part` objects naming the pages of each part as
+    1-based positions in ``fax.pages``; pages in no part (the separator sheets) are dropped.
+    Each part becomes a fax of its own with the id ``"<fax id>#<n>"`` and ``fax.parent``
+    set; the fax is acknowledged once every part is delivered or quarantined on its own. The
+    answer must be the same on every attempt (a part's number is its identity in the
+    journal). Stops at the first non-None result. An exception is a problem of the fax
+    (`PermanentError` quarantines it whole).
     """
 
 

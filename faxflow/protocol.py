@@ -13,17 +13,22 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, TypeVar
 
+from faxflow import cover
+from faxflow import parts as faxflow_parts
 from faxflow.ack import decide
 from faxflow.delivery import one_line
 from faxflow.errors import PermanentError
 from faxflow.hookspecs import hookimpl
 from faxflow.types import (
+    MAX_BARCODE_VALUE,
+    Barcode,
     Decision,
     DeliveryResult,
     Document,
     Fax,
     Outcome,
     PageText,
+    Part,
     Problem,
     Route,
     Verdict,
@@ -77,6 +82,7 @@ def extract_text(fax: Fax, app: App) -> None:
                 app.metrics.ocr_seconds.observe(per_page)
         for page in pages or ():
             page.document = page.document or document.ref.name
+            page.barcodes = bounded(page.barcodes)
             fax.pages.append(page)
         failed = [p for p in pages or () if p.error]
         if failed:
@@ -87,6 +93,21 @@ def extract_text(fax: Fax, app: App) -> None:
                  fax.pages_total, f" ({skipped} not read on purpose)" if skipped else "",
                  extra={"event": "text", "fax_id": fax.id, "topic": fax.topic,
                         "pages_read": fax.pages_read, "pages_total": fax.pages_total})
+
+
+MAX_BARCODES = 50  # per page
+
+
+def bounded(codes: object) -> tuple[Barcode, ...]:
+    """An extractor's barcodes, bounded: at most MAX_BARCODES a page, each value at most
+    MAX_BARCODE_VALUE characters (values are the sender's text and reach rules, templates
+    and logs), anything that is not a Barcode left out."""
+    if not isinstance(codes, tuple | list):
+        return ()
+    return tuple(b if len(b.value) <= MAX_BARCODE_VALUE else
+                 replace(b, value=b.value[:MAX_BARCODE_VALUE])
+                 for b in codes if isinstance(b, Barcode) and isinstance(b.value, str)
+                 )[:MAX_BARCODES]
 
 
 UNREADABLE_LABEL = "unreadable-pages"
@@ -170,7 +191,8 @@ def deliver(fax: Fax, app: App) -> None:
         # target acted): either way the target must be looked at before creating again.
         uncertain = record is not None
         owner = fax.scratch.get("owner")
-        if journal and owner and not journal.owns(fax.topic, fax.id, owner):
+        # A part of a split fax is held through its parent (faxflow.parts).
+        if journal and owner and not journal.owns(fax.topic, fax.parent or fax.id, owner):
             # Our hold ran out (a stalled worker, a journal out of reach) and another worker
             # may have the fax now: delivering could double it. It comes back later.
             fax.problems.append(Problem(f"deliver:{r.key}", None,
@@ -179,7 +201,8 @@ def deliver(fax: Fax, app: App) -> None:
         if journal:
             journal.route_started(fax.topic, fax.id, r.key, r.type)
         def send(r: Route = r, u: bool = uncertain) -> DeliveryResult | None:
-            return app.deliver(fax, r, u)
+            sent, options = cover.view(fax, r)  # drop_cover: the fax without its cover page
+            return app.deliver(sent, replace(r, options=options), u)
 
         result = run_stage(fax, f"deliver:{r.key}", send)
         if result is None and not any(p.stage == f"deliver:{r.key}" for p in fax.problems):
@@ -199,12 +222,35 @@ def deliver(fax: Fax, app: App) -> None:
             app.notify("faxflow_fax_delivered", fax=fax, route=r, result=result, app=app)
 
 
+def split(fax: Fax, app: App) -> list[Part] | None:
+    """The parts a plugin cuts the fax into (`faxflow_split`), checked; None: one fax."""
+    parts = run_stage(fax, "split", lambda: app.split(fax))
+    if parts is None:
+        return None
+    wrong = faxflow_parts.problem(fax, parts)
+    if wrong:
+        fax.problems.append(Problem("split", None, wrong, transient=False))
+        return None
+    return parts
+
+
 @hookimpl(trylast=True)
 def faxflow_process_fax(fax: Fax, app: App) -> Decision:
     extract_text(fax, app)
     app.notify("faxflow_fax_read", fax=fax, app=app)
     if fax.problems:
         return decide(app.ack_votes(fax))
+    parts = split(fax, app)
+    if fax.problems:
+        return decide(app.ack_votes(fax))
+    if parts is not None:
+        return faxflow_parts.process(fax, parts, app)
+    return route_and_deliver(fax, app)
+
+
+def route_and_deliver(fax: Fax, app: App) -> Decision:
+    """Classify, route, the hold vote, deliver, the acknowledgement vote: the protocol after
+    the text is read, for a whole fax or one part of a split one."""
     for stage in (classify, route):
         stage(fax, app)
         if fax.problems:

@@ -15,6 +15,7 @@ from typing import Any
 
 # What plugins use (docs/api.md). Batch and BatchMeta are the Retarus client's.
 __all__ = [
+    "Barcode",
     "Classification",
     "Decision",
     "DeliveryResult",
@@ -27,6 +28,7 @@ __all__ = [
     "Number",
     "Outcome",
     "PageText",
+    "Part",
     "Problem",
     "Route",
     "Target",
@@ -136,6 +138,34 @@ class Document:
     content_type: str | None
 
 
+# Longest barcode value kept (characters). A QR code holds at most 7,089 digits; a value is
+# sender-controlled text that reaches logs, templates and paths, so it is bounded.
+MAX_BARCODE_VALUE = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class Barcode:
+    """A barcode found on a page, as a text-extraction plugin decoded it.
+
+    `value` is the decoded text: **untrusted** (whoever printed the page chose it), at most
+    `MAX_BARCODE_VALUE` characters; pass it through `faxflow.delivery.safe_component`
+    before it goes into a path and `faxflow.delivery.one_line` before a header or a log
+    line. `format` is a lower-case name: ``qr``, ``datamatrix``, ``pdf417``, ``aztec``,
+    ``code128``, ``code39``, ``ean13``, ``ean8``, ``upca``, ``upce`` (or what another
+    extractor reports). `page` is the 1-based page within `document` (a
+    ``DocumentRef.name``). `box` is where it is: left, top, right, bottom in millimetres
+    from the page's top-left corner, as the page is stored (before any levelling);
+    `orientation` the degrees it is turned.
+    """
+
+    value: str
+    format: str
+    page: int
+    document: str = ""
+    box: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    orientation: int = 0
+
+
 @dataclass(slots=True)
 class PageText:
     """Text of one page as extracted by a text-extraction plugin.
@@ -147,7 +177,9 @@ class PageText:
 
     What `faxflow_extract_text` returns, one per page; the core appends them to
     ``fax.pages``. `confidence` is None when the engine gives none. The core fills in
-    `document` when the extractor leaves it empty.
+    `document` when the extractor leaves it empty. `barcodes` are the barcodes an extractor
+    decoded on the page (the OCR plugin's, docs/barcodes.md); rules and the split hook
+    read them.
     """
 
     number: int  # 1-based page number within its document
@@ -156,11 +188,26 @@ class PageText:
     error: str | None = None
     document: str = ""  # DocumentRef.name this page belongs to
     skipped: bool = False
+    barcodes: tuple[Barcode, ...] = ()  # found on this page, in reading order
 
     @property
     def read(self) -> bool:
         """Whether this page's text was actually read."""
         return self.error is None and not self.skipped
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One part of a fax that is split (`faxflow_split`): classified, routed and delivered
+    on its own as a fax of its own.
+
+    `pages` are the fax's pages that make up the part, as 1-based positions in
+    ``fax.pages`` (across documents, in order); pages in no part (separator sheets) are
+    dropped. `reason` says why it starts where it does, for the log and the history.
+    """
+
+    pages: tuple[int, ...]
+    reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,7 +361,8 @@ class Fax:
     plugins have found so far. Plugins read it; the core writes it from their results.
 
     The core writes, plugins read: `job` (Retarus' data, untrusted), `topic`, `attempt` (1 on
-    the first attempt, counted in the journal across workers and restarts), `documents`
+    the first attempt, counted in the journal across workers and restarts), `parent` (on a
+    part of a split fax, `faxflow_split`: the id of the whole fax), `documents`
     (downloaded before any hook runs), `pages` (from `faxflow_extract_text`), `labels` and
     `fields` (merged from `faxflow_classify`), `explanations` (the classifiers' `explain`
     lines by heading), `routes` (from `faxflow_route`), `results` (by
@@ -332,6 +380,9 @@ class Fax:
     job: Job
     topic: str
     attempt: int = 1
+    # Set on a part of a split fax (`faxflow_split`): the id of the fax it is a part of.
+    # The part's own id is "<parent id>#<n>".
+    parent: str | None = None
     documents: list[Document] = field(default_factory=list)
     pages: list[PageText] = field(default_factory=list)
     labels: set[str] = field(default_factory=set)

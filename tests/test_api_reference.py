@@ -24,7 +24,7 @@ REGENERATE = "docs/api.md is out of date: run `python -m faxflow.apiref > docs/a
 # Names these modules define that plugins should not use (the core's, or the Retarus
 # client's); anything else a module defines without a leading underscore must be in __all__.
 INTERNAL = {
-    "faxflow.types": {"Batch", "BatchMeta"},
+    "faxflow.types": {"Batch", "BatchMeta", "MAX_BARCODE_VALUE"},
     "faxflow.app": {"log"},
     "faxflow.config": {
         "REGIONS", "SECRET_WORDS", "is_secret_key", "format_path", "errors", "by_line",

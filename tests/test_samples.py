@@ -257,3 +257,34 @@ def test_tesseract_reads_a_clean_fine_page() -> None:
     ocr = subprocess.run(["tesseract", "stdin", "stdout", "--psm", "4"], input=fax.content,
                          capture_output=True, check=True, env=env).stdout.decode()
     assert cer(fax.page_texts[0], ocr) < 0.02
+
+
+def test_sheets_and_stickers_are_deterministic_with_their_ground_truth() -> None:
+    from faxflow.samples import BarcodeSpec, Sheet, separator
+
+    def build() -> SampleFax:
+        return make_fax(kind="letter", pages=2, resolution="standard", noisy=True, seed=3,
+                        sheets=[Sheet(1, "Referral", (BarcodeSpec("PAT-1", "datamatrix"),)),
+                                separator(2)],
+                        stickers=[BarcodeSpec("CASE-9", "code128", 0.4, x_mm=40, y_mm=200,
+                                              page=2)])
+    first, second = build(), build()
+    assert first.content == second.content and first.pages == 4
+    assert first.parts == ((1, 2), (4,))
+    assert [(b["page"], b["value"], b["format"]) for b in first.barcodes] == [
+        (1, "PAT-1", "datamatrix"), (3, "FAXFLOW-SPLIT", "qr"), (4, "CASE-9", "code128")]
+    assert first.page_texts[0].splitlines()[1:3] == ["Referral", "PAT-1"]
+    plain = make_fax(kind="letter", pages=2, resolution="standard", noisy=True, seed=3)
+    assert plain.barcodes == () and plain.parts == () and "_bc" not in plain.name
+
+
+def test_the_command_line_draws_cover_and_separator_sheets(tmp_path: Path) -> None:
+    assert main(["--out", str(tmp_path), "--kind", "letter", "--pages", "2", "--cover",
+                 "PAT-1:datamatrix:0.5", "--separator-before", "2"]) == 0
+    (sidecar,) = tmp_path.glob("*.json")
+    data = json.loads(sidecar.read_text())
+    assert data["pages"] == 4 and data["parts"] == [[1, 2], [4]]
+    assert [(b["page"], b["value"], b["format"]) for b in data["barcodes"]] == [
+        (1, "PAT-1", "datamatrix"), (3, "FAXFLOW-SPLIT", "qr")]
+    with pytest.raises(SystemExit):
+        main(["--out", str(tmp_path), "--cover", "PAT-1:maxicode"])

@@ -69,6 +69,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .barcodes import BarcodeSpec, Sheet, place, separator
 from .content import paginate
 from .encode import G4Page, build_pdf, build_tiff, encode_g4
 from .kinds import KINDS, PLANNERS
@@ -76,6 +77,7 @@ from .metrics import cer, levenshtein, normalize_text
 from .render import (
     GEOMETRY,
     FontsMissingError,
+    Line,
     check_fonts,
     render_master,
     row,
@@ -89,12 +91,15 @@ __all__ = [
     "KINDS",
     "MAX_PAGES",
     "RESOLUTIONS",
+    "BarcodeSpec",
     "FontsMissingError",
     "SampleFax",
+    "Sheet",
     "cer",
     "levenshtein",
     "make_fax",
     "normalize_text",
+    "separator",
     "write_fax",
 ]
 
@@ -116,6 +121,11 @@ class SampleFax:
     pages: int
     resolution: str
     name: str  # file name stem that encodes the arguments, used by write_fax
+    # Ground truth of the barcodes drawn: {"page", "value", "format", "module_mm", "box_mm"}
+    # (box: left, top, right, bottom in mm on the unskewed page).
+    barcodes: tuple[dict[str, object], ...] = ()
+    # With separator sheets: the pages (1-based) of each part, separator sheets left out.
+    parts: tuple[tuple[int, ...], ...] = ()
 
     @property
     def filename(self) -> str:
@@ -132,12 +142,19 @@ def make_fax(
     upside_down_pages: tuple[int, ...] | list[int] = (),
     seed: int = 1,
     text: Sequence[str] | None = None,
+    sheets: Sequence[Sheet] = (),
+    stickers: Sequence[BarcodeSpec] = (),
 ) -> SampleFax:
     """Generate a sample fax; see the module docstring for what you get.
 
     `text` gives the body of each page yourself (one string per page, ``"\n"`` between
     paragraphs, words wrapped to the page width); `pages` is then ``len(text)`` and `kind`
-    only chooses the sender on the TTI line. Only printable ASCII is drawn."""
+    only chooses the sender on the TTI line. Only printable ASCII is drawn.
+
+    `sheets` inserts cover or separator sheets (`Sheet`, `separator`) with barcodes between
+    the content pages; `stickers` puts barcodes on content pages (`BarcodeSpec.page`), on
+    white like a label. The result's `pages` then counts the sheets too, and `barcodes`
+    and `parts` hold their ground truth."""
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}, expected one of {', '.join(KINDS)}")
     if text is not None:
@@ -152,28 +169,52 @@ def make_fax(
         raise ValueError(f"unknown resolution {resolution!r}, expected fine or standard")
     if fmt not in FORMATS:
         raise ValueError(f"unknown fmt {fmt!r}, expected pdf or tiff")
+    content_pages = pages
+    for sheet in sheets:
+        if not 1 <= sheet.before <= pages + 1:
+            raise ValueError(f"a sheet goes before page 1..{pages + 1}, not {sheet.before}")
+    for spec in stickers:
+        if not 1 <= spec.page <= pages:
+            raise ValueError(f"a sticker goes on page 1..{pages}, not {spec.page}")
+    # Final order: each content page preceded by the sheets that go before it.
+    order: list[Sheet | int] = []
+    for number in range(1, pages + 2):
+        order += [s for s in sheets if s.before == number]
+        if number <= pages:
+            order.append(number)
+    pages = len(order)
     flipped = set(upside_down_pages)
     if not flipped <= set(range(1, pages + 1)):
         raise ValueError(f"upside_down_pages must be page numbers 1..{pages}")
     check_fonts()
 
     plan = PLANNERS[kind](random.Random(f"faxflow.samples/{seed}/{kind}"))
-    bodies = paginate(plan, pages) if text is None else [
+    bodies = paginate(plan, content_pages) if text is None else [
         [text_line(line) for paragraph in page.split("\n")
          for line in wrap(paragraph, plan.family)] for page in text]
     _, _, xdpi, ydpi = GEOMETRY[resolution]
     digits = max(2, len(str(pages)))
     page_texts: list[str] = []
     encoded: list[G4Page] = []
-    for number, body in enumerate(bodies, 1):
+    drawn: list[dict[str, object]] = []
+    for number, item in enumerate(order, 1):
         tti = row([plan.sent, plan.sender_number, plan.sender_name.upper()[:30],
                    f"P.{number:0{digits}d}/{pages:0{digits}d}"], "tti", "tti")
+        body = bodies[item - 1] if isinstance(item, int) else sheet_lines(item)
         lines = [tti, *body, text_line(f"Page {number} of {pages}", "footer")]
         page_texts.append("\n".join(line.text for line in lines))
+        master = render_master(lines, plan.family)
+        codes = list(item.barcodes) if isinstance(item, Sheet) else \
+            [s for s in stickers if s.page == item]
+        for spec in codes:
+            box = place(master, spec, (-1.0, 45.0) if isinstance(item, Sheet) else
+                        (150.0, 12.0))
+            drawn.append({"page": number, "value": spec.value, "format": spec.format,
+                          "module_mm": spec.module_mm, "box_mm": box})
         # One generator per page: a page's noise does not depend on other pages.
         rng = random.Random(f"faxflow.samples/{seed}/{kind}/{pages}/{resolution}/{number}")
         angle = rng.uniform(0.5, 1.5) * rng.choice((-1, 1)) if noisy else 0.0
-        bitmap = to_fax(render_master(lines, plan.family), resolution, noisy=noisy,
+        bitmap = to_fax(master, resolution, noisy=noisy,
                         skew=angle if skew is None else skew,
                         upside_down=number in flipped, rng=rng)
         encoded.append(encode_g4(bitmap, xdpi, ydpi))
@@ -189,11 +230,37 @@ def make_fax(
         name += f"_skew{skew:g}"
     if flipped:
         name += "_ud" + "-".join(str(n) for n in sorted(flipped))
+    if sheets or stickers:
+        name += "_bc" + hashlib.sha256(repr((list(sheets), list(stickers))).encode()
+                                       ).hexdigest()[:8]
+    parts = split_truth(order) if any(s.separator for s in sheets) else ()
     if fmt == "pdf":
         return SampleFax(build_pdf(tiff), "pdf", "application/pdf", page_texts, fields, kind,
-                         pages, resolution, name)
+                         pages, resolution, name, tuple(drawn), parts)
     return SampleFax(tiff, "tif", "image/tiff", page_texts, fields, kind, pages, resolution,
-                     name)
+                     name, tuple(drawn), parts)
+
+
+def sheet_lines(sheet: Sheet) -> list[Line]:
+    """What a sheet says: its title and, when printable, each barcode's value (the drawn
+    text is the ground truth, so nothing else is drawn)."""
+    lines = [text_line(sheet.title, "head")] if sheet.title else []
+    if sheet.show_value:
+        lines += [text_line(spec.value) for spec in sheet.barcodes
+                  if spec.value.isascii() and spec.value.isprintable() and
+                  0 < len(spec.value) <= 60]
+    return lines
+
+
+def split_truth(order: list[Sheet | int]) -> tuple[tuple[int, ...], ...]:
+    """The parts a splitter should find: runs of pages between separator sheets."""
+    parts: list[list[int]] = [[]]
+    for number, item in enumerate(order, 1):
+        if isinstance(item, Sheet) and item.separator:
+            parts.append([])
+        else:
+            parts[-1].append(number)
+    return tuple(tuple(p) for p in parts if p)
 
 
 def write_fax(fax: SampleFax, folder: str | Path) -> Path:
@@ -202,7 +269,7 @@ def write_fax(fax: SampleFax, folder: str | Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / fax.filename
     path.write_bytes(fax.content)
-    sidecar = {
+    sidecar: dict[str, object] = {
         "file": path.name,
         "content_type": fax.content_type,
         "kind": fax.kind,
@@ -211,6 +278,10 @@ def write_fax(fax: SampleFax, folder: str | Path) -> Path:
         "fields": fax.fields,
         "page_texts": fax.page_texts,
     }
+    if fax.barcodes:
+        sidecar["barcodes"] = list(fax.barcodes)
+    if fax.parts:
+        sidecar["parts"] = [list(p) for p in fax.parts]
     path.with_suffix(".json").write_text(json.dumps(sidecar, indent=1, ensure_ascii=False) + "\n",
                                          encoding="utf-8")
     return path

@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from faxflow import protocol
@@ -71,6 +71,8 @@ def rebuilt(app: App, item: QuarantineItem) -> Iterator[Fax]:
     the journal written to a private temporary folder."""
     raw = item.metadata.get("job") if isinstance(item.metadata.get("job"), dict) else None
     job = parse_job(raw) if raw else None
+    if job is not None and item.fax_id.startswith(f"{job.id}#"):
+        job = replace(job, id=item.fax_id)  # a part of a split fax: its parent's job
     if job is None or job.id != item.fax_id:
         job = Job(id=item.fax_id)
     folder = Path(tempfile.mkdtemp(prefix="faxflow-release-", dir=make_dirs(

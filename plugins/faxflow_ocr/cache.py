@@ -22,9 +22,10 @@ import sqlite3
 import threading
 import time
 from contextlib import closing
+from dataclasses import asdict
 from pathlib import Path
 
-from faxflow.types import PageText
+from faxflow.types import Barcode, PageText
 
 log = logging.getLogger("faxflow.ocr")
 SCHEMA = "CREATE TABLE IF NOT EXISTS pages (key TEXT PRIMARY KEY, pages TEXT, created REAL)"
@@ -79,11 +80,14 @@ class TextCache:
             row = db.execute("SELECT pages FROM pages WHERE key = ?", (key,)).fetchone()
         if row is None:
             return None
-        return [PageText(**page) for page in json.loads(row[0])]
+        return [PageText(**{**page, "barcodes": tuple(
+            Barcode(**{**b, "box": tuple(b["box"])}) for b in page.get("barcodes", ()))})
+            for page in json.loads(row[0])]
 
     def put(self, key: str, pages: list[PageText]) -> None:
         data = json.dumps([{"number": p.number, "text": p.text, "confidence": p.confidence,
-                            "error": p.error, "document": p.document, "skipped": p.skipped}
+                            "error": p.error, "document": p.document, "skipped": p.skipped,
+                            "barcodes": [asdict(b) for b in p.barcodes]}
                            for p in pages])
         with closing(self._connect()) as db, db:  # db: commit
             db.execute("INSERT OR REPLACE INTO pages VALUES (?, ?, ?)", (key, data, time.time()))

@@ -19,6 +19,7 @@ RASTERIZERS = ("pdf2image", "extract")
 ORIENTATION = ("auto", "always", "off")
 DESPECKLE = ("auto", "always", "off")
 TOO_MANY_PAGES = ("quarantine", "deliver")
+BARCODE_FORMATS = ("aztec", "code128", "code39", "datamatrix", "ean", "pdf417", "qr")
 _LANGS = re.compile(r"^[A-Za-z0-9_]+(\+[A-Za-z0-9_]+)*$")
 
 
@@ -53,6 +54,9 @@ class OcrOptions:
     cache_max_mb: float = 512.0
     searchable_pdf: bool = False
     tessdata: str | None = None  # folder with *.traineddata (default: tesseract's own)
+    # Barcodes read on every page (barcodes.py), on the page the OCR prepares.
+    barcodes: bool = True
+    barcode_formats: tuple[str, ...] = BARCODE_FORMATS
 
     def languages_for(self, receiver_e164: str | None) -> str:
         if receiver_e164 and receiver_e164 in self.languages_by_receiver:
@@ -62,7 +66,8 @@ class OcrOptions:
     def fingerprint(self) -> str:
         """What changes the text of a document; part of the cache key."""
         return (f"{self.engine}|{self.psm}|{self.dpi}|{self.orientation}|{self.despeckle}|"
-                f"{self.deskew}|{self.smooth}|{self.tessdata}")
+                f"{self.deskew}|{self.smooth}|{self.tessdata}|"
+                f"{','.join(self.barcode_formats) if self.barcodes else '-'}")
 
 
 _CHOICES: dict[str, tuple[str, ...]] = {
@@ -84,7 +89,7 @@ _NUMBERS: dict[str, tuple[type, float, float]] = {
     "cache_max_mb": (float, 1, 1_000_000),
 }
 _STRINGS = ("cache_dir", "tessdata")
-_BOOLS = ("cache", "searchable_pdf", "deskew", "smooth")
+_BOOLS = ("cache", "searchable_pdf", "deskew", "smooth", "barcodes")
 
 
 def parse(table: dict[str, Any], installed: set[str] | None = None,
@@ -137,6 +142,11 @@ def parse(table: dict[str, Any], installed: set[str] | None = None,
                 problem(key, message)
             else:
                 values[key] = value
+        elif key == "barcode_formats":
+            if not isinstance(value, list) or not all(v in BARCODE_FORMATS for v in value):
+                problem(key, f"must be a list of: {', '.join(BARCODE_FORMATS)}")
+            else:
+                values[key] = tuple(sorted(set(value)))
         elif key == "languages_by_receiver":
             by_receiver = _parse_receivers(value, installed, problem)
             if by_receiver is not None:

@@ -16,7 +16,7 @@ import time
 from collections.abc import Generator, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import closing, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -196,7 +196,9 @@ class OcrService:
             outcome.pages.append(result)
             return
         outcome.pages.append(PageText(result.number, result.result.text,
-                                      result.result.confidence, document=name))
+                                      result.result.confidence, document=name,
+                                      barcodes=tuple(replace(b, document=name)
+                                                     for b in result.barcodes)))
         if result.noisy:
             outcome.noisy.append(result.number)
         if result.rotated:

@@ -18,6 +18,9 @@ from zoneinfo import ZoneInfo
 import regex  # type: ignore[import-untyped]
 from rapidfuzz import fuzz
 
+from faxflow.delivery import one_line
+from faxflow.types import Barcode
+
 from .phone import NumberPattern
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -34,6 +37,7 @@ class Check:
     detail: str = ""
     children: list[Check] = field(default_factory=list)
     captures: dict[str, str] = field(default_factory=dict)
+    barcode: Barcode | None = None  # the barcode that made a barcode condition true
 
     def captured(self) -> dict[str, str]:
         """Named groups of the regexes that made this check true."""
@@ -51,6 +55,9 @@ class Check:
             out["detail"] = self.detail
         if self.captures:
             out["captures"] = dict(self.captures)
+        if self.barcode is not None:
+            out["barcode"] = {"page": self.barcode.page, "format": self.barcode.format,
+                              "value": one_line(self.barcode.value, SNIPPET)}
         if self.children:
             out["children"] = [c.to_dict() for c in self.children]
         return out
@@ -70,6 +77,7 @@ class Subject:
     pages: list[str]
     labels: set[str]
     regex_timeout: float  # seconds per regex search
+    barcodes: list[Barcode] = field(default_factory=list)  # page: 1-based position in the fax
     _texts: dict[tuple[int, int | None], str] = field(default_factory=dict)
     _lowered: dict[tuple[int, int | None], str] = field(default_factory=dict)
     _tokens: dict[tuple[tuple[int, int | None], bool], tuple[str, frozenset[str]]] = field(
@@ -264,6 +272,58 @@ class TextMatch(Condition):
     def evaluate(self, s: Subject) -> Check:
         ok, detail, captures = self.test(s, self.pages)
         return Check(self.what, ok, detail, captures=captures)
+
+
+class BarcodeIs(Condition):
+    """A barcode on the fax (in a page range, of some formats) whose value is one of `exact`,
+    starts with one of `prefixes` and/or matches `pattern`; all given must hold for the
+    same barcode. Compared as decoded, case-sensitive: a barcode has no OCR errors."""
+
+    def __init__(self, exact: list[str], prefixes: list[str], pattern: Any,
+                 formats: list[str], pages: tuple[int, int | None]) -> None:
+        self.exact, self.prefixes, self.pattern = set(exact), tuple(prefixes), pattern
+        self.formats, self.pages = set(formats), pages
+        said = [f"is {' or '.join(repr(v) for v in exact)}" if exact else "",
+                f"starts with {' or '.join(repr(v) for v in prefixes)}" if prefixes else "",
+                f"matches /{pattern.pattern}/" if pattern is not None else ""]
+        where = "" if pages == (1, None) else f" in pages {pages[0]}-{pages[1] or 'end'}"
+        kinds = f" ({', '.join(sorted(formats))})" if formats else ""
+        self.what = f"barcode{kinds} " + (" and ".join(w for w in said if w) or "present") \
+            + where
+
+    def evaluate(self, s: Subject) -> Check:
+        first, last = self.pages
+        n = len(s.pages)
+        low = first if first > 0 else n + first + 1
+        high = n if last is None else (last if last > 0 else n + last + 1)
+        seen = [b for b in s.barcodes if low <= b.page <= high and
+                (not self.formats or b.format in self.formats)]
+        for code in seen:
+            value = code.value
+            if self.exact and value not in self.exact:
+                continue
+            if self.prefixes and not value.startswith(self.prefixes):
+                continue
+            groups: dict[str, str] = {}
+            if self.pattern is not None:
+                m = _search(self.pattern, value, s.regex_timeout)
+                if m is None:
+                    continue
+                groups = {k: v for k, v in m.groupdict().items() if v is not None}
+            return Check(self.what, True, f"{shown(code)} on page {code.page}",
+                         captures=groups, barcode=code)
+        detail = f"{len(seen)} barcode(s) looked at, none matched" if seen else \
+            "no barcode" + (" of these formats" if self.formats and s.barcodes else "") + \
+            (" on these pages" if s.barcodes and self.pages != (1, None) else "")
+        return Check(self.what, False, detail)
+
+
+def shown(code: Barcode) -> str:
+    """A barcode for explain and logs: its format and its value on one line, cut short
+    (values are the sender's text: no line breaks, no bidi tricks, no 4 kB lines)."""
+    value = one_line(code.value, SNIPPET)
+    more = "…" if len(code.value) > len(value) else ""
+    return f"{code.format} {value!r}{more}"
 
 
 # --- Text helpers -----------------------------------------------------------------------------

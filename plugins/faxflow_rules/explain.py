@@ -17,12 +17,14 @@ from typing import Any
 
 import click
 
-from faxflow import protocol
+from faxflow import parts, protocol
 from faxflow.app import App, load_app
+from faxflow.delivery import one_line
 from faxflow.errors import ConfigError, FaxflowError
 from faxflow.types import Document, DocumentRef, Fax, Job, Number
 
 from . import current, ruleset
+from .conditions import SNIPPET, Check
 
 MARK = {True: "yes ", False: "no  ", None: "--  "}
 
@@ -60,9 +62,27 @@ def run(app: App, fax: Fax) -> dict[str, Any]:
                                       *_document_lines(documents(fax))]))
     if not fax.pages:
         raise FaxflowError("no text-extraction plugin could read this document")
-    protocol.classify(fax, app)
+    split = protocol.split(fax, app)
     if fax.problems:
-        raise FaxflowError("classification failed: " + "; ".join(p.message for p in fax.problems))
+        raise FaxflowError("splitting failed: " + "; ".join(p.message for p in fax.problems))
+    if split is None:
+        return evaluate(app, fax)
+    # Split (separator sheets): each part is routed on its own, as the worker would.
+    data = evaluate(app, fax, classify=False)
+    data["parts"] = []
+    for n, part in enumerate(split, 1):
+        sub = parts.child(fax, part, n, len(split), documents=False)
+        data["parts"].append({"part": n, "id": sub.id, "pages": list(part.pages),
+                              "reason": part.reason, **evaluate(app, sub)})
+    return data
+
+
+def evaluate(app: App, fax: Fax, classify: bool = True) -> dict[str, Any]:
+    if classify:
+        protocol.classify(fax, app)
+        if fax.problems:
+            raise FaxflowError("classification failed: "
+                               + "; ".join(p.message for p in fax.problems))
     rules = current(app)
     evaluation = ruleset.evaluate(rules, fax)
     rendered = ruleset.render(rules, evaluation)
@@ -80,6 +100,46 @@ def documents(fax: Fax) -> list[dict[str, Any]]:
             "page_errors": [{"page": p.number, "error": p.error} for p in pages if p.error],
             "pages_skipped": [p.number for p in pages if p.skipped]})
     return out
+
+
+def barcodes(fax: Fax, evaluation: ruleset.Evaluation) -> list[dict[str, Any]]:
+    """Every barcode read, by page of the fax, with the conditions it satisfied (values cut
+    to one short line: they are the sender's text)."""
+    satisfied: dict[tuple[int, str, str], list[str]] = {}
+
+    def walk(rule: str, check: Check) -> None:
+        if check.ok is True and check.barcode is not None:
+            b = check.barcode
+            satisfied.setdefault((b.page, b.format, b.value), []).append(
+                f"rule {rule!r}: {check.what}")
+        for child in check.children:
+            walk(rule, child)
+
+    for result in evaluation.results:
+        if result.check is not None:
+            walk(result.rule.name, result.check)
+    out = []
+    for position, page in enumerate(fax.pages, 1):
+        for b in page.barcodes:
+            out.append({"page": position, "document": page.document, "page_in_document":
+                        page.number, "format": b.format, "value": one_line(b.value, SNIPPET),
+                        "length": len(b.value), "box_mm": list(b.box),
+                        "satisfied": satisfied.get((position, b.format, b.value), [])})
+    return out
+
+
+def _barcode_lines(codes: list[dict[str, Any]]) -> list[str]:
+    if not codes:
+        return ["  none"]
+    lines = []
+    for c in codes:
+        box = ", ".join(f"{v:g}" for v in c["box_mm"])
+        lines.append(f"  page {c['page']}: {c['format']} {c['value']!r}"
+                     + (f" ({c['length']} characters)" if c["length"] > SNIPPET else "")
+                     + f" at [{box}] mm")
+        lines += [f"    satisfies {s}" for s in c["satisfied"]] or \
+            ["    satisfies no condition"]
+    return lines
 
 
 def _document_lines(docs: list[dict[str, Any]]) -> list[str]:
@@ -117,6 +177,7 @@ def report(fax: Fax, evaluation: ruleset.Evaluation,
             "field_errors": r.field_errors,
         } for r in evaluation.results],
         "documents": documents(fax),
+        "barcodes": barcodes(fax, evaluation),
         "default_route_used": evaluation.used_default,
         "labels": sorted(fax.labels | evaluation.labels),
         "fields": {k: _plain(x) for k, x in evaluation.variables["fields"].items()},
@@ -131,11 +192,24 @@ def _plain(value: Any) -> Any:
 
 
 def format_text(data: dict[str, Any]) -> str:
+    if data.get("parts"):
+        lines = [f"Split into {len(data['parts'])} parts (each routed on its own; the pages in "
+                 "no part are dropped):"]
+        lines += [f"  part {p['part']} ({p['id']}): pages {protocol.page_list(p['pages'])}"
+                  for p in data["parts"]]
+        head = format_text({**data, "parts": None}).split("\nRules:")[0]
+        lines += ["", head]
+        for p in data["parts"]:
+            lines += ["", f"=== Part {p['part']} of {len(data['parts'])} ({p['id']}, pages "
+                      f"{protocol.page_list(p['pages'])} of the fax) ==="]
+            lines.append("Rules:" + format_text(p).split("\nRules:", 1)[1])
+        return "\n".join(lines)
     f = data["fax"]
     lines = [f"Fax: {f['pages']} page(s), {f['text_chars']} characters of text",
              f"  receiver {f['receiver'] or '-'}  sender {f['sender'] or '-'}  "
              f"csid {f['csid']!r}  received {f['received'] or '-'}", "", "Documents:",
-             *_document_lines(data["documents"]), ""]
+             *_document_lines(data["documents"]), "", "Barcodes:",
+             *_barcode_lines(data["barcodes"]), ""]
     # What classifier plugins said about the fax, and why (absent from reports the console
     # kept before there were any).
     if data.get("classifiers"):

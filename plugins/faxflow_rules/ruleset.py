@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 import jinja2
 import phonenumbers
 
+from faxflow import cover
 from faxflow.config import Config, ConfigProblem, KeyPath, as_problems
 from faxflow.types import DestinationType, Fax, Route
 
@@ -277,10 +278,12 @@ def _routes(raw: Any, path: KeyPath, ctx: Context, destinations: Mapping[str, De
         if dest is None:
             known = ", ".join(sorted(destinations)) or "none: no destination plugin is loaded"
             ctx.problem((*here, "type"), f"unknown destination type {kind!r} (known: {known})")
-        elif dest.check_options is not None:
+        for message in cover.check(options):  # the core's own route options (drop_cover)
+            ctx.problem((*here, cover.OPTION), message.removeprefix(f"{cover.OPTION}: "))
+        if dest is not None and dest.check_options is not None:
             who = f"plugin {dest.plugin or '?'}"
             try:
-                found = dest.check_options(options)
+                found = dest.check_options(cover.destination_options(options))
             except Exception as exc:  # the destination's bug, not the rule's: say whose
                 ctx.problem(here, f"{kind}: the option check of {who} raised {exc!r}")
             else:
@@ -384,6 +387,8 @@ def subject(ruleset: RuleSet, fax: Fax) -> Subject:
         pages=[p.text for p in fax.pages],
         labels=set(fax.labels),
         regex_timeout=ruleset.regex_timeout,
+        # Page numbers as positions in the fax (across documents), as for text conditions.
+        barcodes=[replace(b, page=i) for i, p in enumerate(fax.pages, 1) for b in p.barcodes],
     )
 
 
@@ -447,6 +452,8 @@ def _variables(ruleset: RuleSet, fax: Fax, s: Subject, labels: set[str],
         "received": received,
         "labels": sorted(set(fax.labels) | labels),
         "fields": {**fax.fields, **fields},
+        "barcodes": [{"value": b.value, "format": b.format, "page": b.page}
+                     for b in s.barcodes],
     }
 
 

@@ -34,11 +34,12 @@ VARIABLES = {
     "received": "time received, a datetime in the configured time zone",
     "labels": "sorted list of all labels",
     "fields": "extracted fields by name",
+    "barcodes": "barcodes on the fax: list of {value, format, page}; values untrusted",
     "rule": "name of the rule whose route this is",
 }
 
 # Variables whose values the fax's sender writes, directly or through the page's text.
-SENDER_CONTROLLED = frozenset({"csid", "sender", "cost_center", "fields"})
+SENDER_CONTROLLED = frozenset({"csid", "sender", "cost_center", "fields", "barcodes"})
 
 # Methods that never grow their value beyond the input size.
 SAFE_METHODS = frozenset({

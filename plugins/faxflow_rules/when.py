@@ -23,6 +23,7 @@ from .conditions import (
     All,
     Always,
     Any_,
+    BarcodeIs,
     Between,
     Condition,
     Invalid,
@@ -61,7 +62,11 @@ class Context:
 
 
 WHEN_KEYS = ("receiver", "sender", "csid", "cost_center", "page_count", "resolution",
-             "received", "text", "labels", "all", "any", "not")
+             "received", "text", "labels", "barcode", "all", "any", "not")
+BARCODE_KEYS = ("exact", "prefix", "regex", "format", "pages")
+# What the OCR plugin reads (faxflow_ocr.barcodes.NAMES); another extractor may add more.
+BARCODE_FORMATS = ("aztec", "code128", "code39", "datamatrix", "ean13", "ean8", "pdf417",
+                   "qr", "upca", "upce")
 TEXT_KEYS = ("any", "all", "phrase", "regex", "fuzzy", "threshold", "case_sensitive", "pages")
 
 
@@ -106,6 +111,8 @@ def _compile_one(key: str, value: Any, path: KeyPath, ctx: Context) -> Condition
         return (parts[0] if len(parts) == 1 else Any_(parts)) if parts else None
     if key == "text":
         return _text(value, path, ctx)
+    if key == "barcode":
+        return _barcode(value, path, ctx)
     close = difflib.get_close_matches(key, WHEN_KEYS, n=1)
     ctx.problem(path, "unknown condition" + (f" (did you mean {close[0]}?)" if close else "")
                 + f"; known: {', '.join(WHEN_KEYS)}")
@@ -250,11 +257,13 @@ def load_zone(name: Any) -> ZoneInfo | None:
         return None
 
 
-def compile_regex(source: Any, path: KeyPath, ctx: Context, *, case_sensitive: bool) -> Any:
+def compile_regex(source: Any, path: KeyPath, ctx: Context, *, case_sensitive: bool,
+                  multiline: bool = True) -> Any:
     if not isinstance(source, str) or not source:
         ctx.problem(path, "must be a non-empty string")
         return None
-    flags = regex.MULTILINE | regex.V0 | (0 if case_sensitive else regex.IGNORECASE)
+    flags = (regex.MULTILINE if multiline else 0) | regex.V0 | \
+        (0 if case_sensitive else regex.IGNORECASE)
     try:
         pattern = regex.compile(source, flags)
     except regex.error as exc:
@@ -333,3 +342,34 @@ def _text(value: Any, path: KeyPath, ctx: Context) -> Condition | None:
             ctx.problem(path, "give at least one of any, all, phrase, regex, fuzzy")
         return None
     return parts[0] if len(parts) == 1 else All(parts, "text: all of")
+
+
+def _barcode(value: Any, path: KeyPath, ctx: Context) -> Condition | None:
+    """``barcode = "X"`` / ``["X", "Y"]`` (exact values) or a table of exact, prefix, regex,
+    format and pages."""
+    if not isinstance(value, dict):
+        exact = _strings(value, path, ctx)
+        return BarcodeIs(exact, [], None, [], (1, None)) if exact else None
+    for key in value:
+        if key not in BARCODE_KEYS:
+            ctx.problem((*path, key), f"unknown key; known: {', '.join(BARCODE_KEYS)}")
+    exact = _strings(value["exact"], (*path, "exact"), ctx) if "exact" in value else []
+    prefixes = _strings(value["prefix"], (*path, "prefix"), ctx) if "prefix" in value else []
+    formats = _strings(value["format"], (*path, "format"), ctx) if "format" in value else []
+    for name in formats:
+        if name not in BARCODE_FORMATS:
+            ctx.problem((*path, "format"), f"unknown format {name!r}; known: "
+                        f"{', '.join(BARCODE_FORMATS)}")
+    pattern = None
+    if "regex" in value:
+        # Not MULTILINE: a value is one string, and a line break in it is the sender's.
+        pattern = compile_regex(value["regex"], (*path, "regex"), ctx, case_sensitive=True,
+                                multiline=False)
+        if pattern is None:
+            return None
+    pages: tuple[int, int | None] | None = (1, None)
+    if "pages" in value:
+        pages = _parse_pages(value["pages"], (*path, "pages"), ctx)
+    if pages is None:
+        return None
+    return BarcodeIs(exact, prefixes, pattern, formats, pages)
