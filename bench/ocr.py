@@ -31,6 +31,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from faxflow_ocr import prep
 from faxflow_ocr.options import OcrOptions
@@ -79,9 +80,9 @@ def raw_cli(pages: list[Path], workers: int) -> tuple[float, float, list[str]]:
     return time.perf_counter() - started, cpu_seconds() - cpu, texts
 
 
-def plugin(pdf: Path, workers: int, options: dict[str, str], cache: Path,
+def plugin(pdf: Path, workers: int, options: dict[str, Any], cache: Path,
            ) -> tuple[float, float, list[str]]:
-    service = OcrService(OcrOptions(workers=workers, cache=False, **options), cache)  # type: ignore[arg-type]
+    service = OcrService(OcrOptions(workers=workers, cache=False, **options), cache)
     try:
         started, cpu = time.perf_counter(), cpu_seconds()
         outcome = service.read(pdf, pdf.name, "", "eng")
@@ -166,9 +167,15 @@ def accuracy(args: argparse.Namespace) -> None:
         prep.STANDARD_NOISE_SCALE = 1
         prep.thicken = prep.thin_rows = lambda gray: gray
         prep.SMOOTHING = dict.fromkeys(prep.SMOOTHING)  # no smoothing either
-    print(f"\nCER % ({args.path} vs raw CLI on the same page), one page per kind and seed: "
-          f"{', '.join(args.kinds)}; seeds {args.seeds}")
-    print(f"{'condition':18} {'plugin':>7} {'raw CLI':>8} {'s/page':>7}  per page (plugin)")
+    options: dict[str, Any] = dict(PATHS[args.path])
+    if args.tessdata:
+        options["tessdata"] = args.tessdata
+    print(f"\nCER % ({args.path}{' tessdata ' + args.tessdata if args.tessdata else ''} vs raw "
+          f"CLI on the same page), one page per kind and seed: {', '.join(args.kinds)}; "
+          f"seeds {args.seeds}")
+    print(f"{'condition':18} {'plugin':>7} {'raw CLI':>8} {'s/page':>7} {'CPU s/page':>10}  "
+          "per page (plugin)")
+    records: list[dict[str, Any]] = []
     conditions = [c for c in [("fine", False), ("standard", False), ("fine", True),
                               ("standard", True)] if c[0] in args.resolutions]
     with tempfile.TemporaryDirectory() as folder:
@@ -176,7 +183,7 @@ def accuracy(args: argparse.Namespace) -> None:
             totals = [0.0, 0.0, 0]
             per_page = []
             pairs: list[tuple[str, str]] = []
-            seconds = 0.0
+            seconds = cpu_total = 0.0
             for seed in args.seeds:
                 for kind in args.kinds:
                     common = {"kind": kind, "pages": 1, "resolution": resolution,
@@ -184,25 +191,91 @@ def accuracy(args: argparse.Namespace) -> None:
                     twin = make_fax(fmt="tiff", **common)  # type: ignore[arg-type]
                     pdf = Path(folder, "fax.pdf")
                     pdf.write_bytes(build_pdf(twin.content))
-                    took, _, texts = plugin(pdf, 1, PATHS[args.path], Path(folder, "cache"))
+                    took, cpu, texts = plugin(pdf, 1, options, Path(folder, "cache"))
                     seconds += took
-                    _, _, raw = raw_cli(split_tiff(twin.content, Path(folder)), 1)
+                    cpu_total += cpu
                     truth = twin.page_texts[0]
+                    if args.no_raw:
+                        raw = [truth]
+                    else:
+                        _, _, raw = raw_cli(split_tiff(twin.content, Path(folder)), 1)
                     pairs.append((truth, texts[0]))
                     mine, base = cer(truth, texts[0]), cer(truth, raw[0])
+                    records.append({"condition": f"{'noisy' if noisy else 'clean'} {resolution}",
+                                    "seed": seed, "kind": kind, "chars": len(truth),
+                                    "cer": mine, "raw_cer": None if args.no_raw else base,
+                                    "seconds": took, "cpu": cpu})
                     totals[0] += mine * len(truth)
                     totals[1] += base * len(truth)
                     totals[2] += len(truth)
                     per_page.append(f"{100 * mine:.1f}")
             label = f"{'noisy' if noisy else 'clean'} {resolution}"
             mine_all, base_all = (100 * t / totals[2] for t in totals[:2])
-            print(f"{label:18} {mine_all:7.2f} {base_all:8.2f} {seconds / len(per_page):7.2f}  "
-                  f"{' '.join(per_page)}", flush=True)
+            print(f"{label:18} {mine_all:7.2f} {base_all:8.2f} {seconds / len(per_page):7.2f} "
+                  f"{cpu_total / len(per_page):10.2f}  {' '.join(per_page)}", flush=True)
+            if args.json:
+                Path(args.json).write_text(json.dumps(records, indent=1))
             if args.errors:
                 edits = word_errors(pairs)
                 total = sum(edits.values())
                 for (want, got), count in edits.most_common(args.errors):
                     print(f"    {count:4} edits {100 * count / total:5.1f}%  {want!r} -> {got!r}")
+
+
+def models(args: argparse.Namespace) -> None:
+    """CER and CPU of the default path with each model, on the same pages, interleaved.
+
+    `--models fast=,standard=/path/to/tessdata` (empty: tesseract's own folder). Spread:
+    CER of each seed's five pages (min-max and standard deviation over the seeds), and
+    per page, how often each model read better than the first one."""
+    chosen = [m.split("=", 1) for m in args.models.split(",")]
+    conditions = [c for c in [("fine", False), ("standard", False), ("fine", True),
+                              ("standard", True)] if c[0] in args.resolutions]
+    records: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as folder:
+        for resolution, noisy in conditions:
+            label = f"{'noisy' if noisy else 'clean'} {resolution}"
+            for seed in args.seeds:
+                for kind in args.kinds:
+                    twin = make_fax(kind=kind, pages=1, resolution=resolution,  # type: ignore[arg-type]
+                                    noisy=noisy, seed=seed, fmt="tiff")
+                    pdf = Path(folder, "fax.pdf")
+                    pdf.write_bytes(build_pdf(twin.content))
+                    truth = twin.page_texts[0]
+                    for name, tessdata in chosen:
+                        options: dict[str, Any] = dict(PATHS[args.path])
+                        if tessdata:
+                            options["tessdata"] = tessdata
+                        took, cpu, texts = plugin(pdf, 1, options, Path(folder, "cache"))
+                        records.append({"condition": label, "model": name, "seed": seed,
+                                        "kind": kind, "chars": len(truth),
+                                        "edits": cer(truth, texts[0]) * len(truth),
+                                        "seconds": took, "cpu": cpu})
+                if args.json:
+                    Path(args.json).write_text(json.dumps(records, indent=1))
+            print_models(records, label, [name for name, _ in chosen])
+
+
+def print_models(records: list[dict[str, Any]], label: str, names: list[str]) -> None:
+    print(f"\n{label}: {len({(r['seed'], r['kind']) for r in records if r['condition'] == label})}"
+          " pages")
+    print(f"{'model':10} {'CER %':>6} {'per seed min-max (sd)':>24} {'CPU s/page':>10} "
+          f"{'CPU x ' + names[0]:>11} {'better/worse pages vs ' + names[0]:>28}")
+    rows = [r for r in records if r["condition"] == label]
+    base = {(r["seed"], r["kind"]): r for r in rows if r["model"] == names[0]}
+    for name in names:
+        mine = [r for r in rows if r["model"] == name]
+        total = 100 * sum(r["edits"] for r in mine) / sum(r["chars"] for r in mine)
+        seeds = sorted({r["seed"] for r in mine})
+        per_seed = [100 * sum(r["edits"] for r in mine if r["seed"] == s)
+                    / sum(r["chars"] for r in mine if r["seed"] == s) for s in seeds]
+        sd = statistics.stdev(per_seed) if len(per_seed) > 1 else 0.0
+        ratio = statistics.median(r["cpu"] / base[(r["seed"], r["kind"])]["cpu"] for r in mine)
+        better = sum(r["edits"] < base[(r["seed"], r["kind"])]["edits"] for r in mine)
+        worse = sum(r["edits"] > base[(r["seed"], r["kind"])]["edits"] for r in mine)
+        spread = f"{min(per_seed):.2f}-{max(per_seed):.2f} ({sd:.2f})"
+        print(f"{name:10} {total:6.2f} {spread:>24} {statistics.mean(r['cpu'] for r in mine):10.2f}"
+              f" {ratio:11.2f} {f'{better} / {worse}':>28}", flush=True)
 
 
 # --- memory ---------------------------------------------------------------------------------
@@ -278,7 +351,7 @@ def rss(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mode", choices=["speed", "cer", "rss", "rss-one"])
+    parser.add_argument("mode", choices=["speed", "cer", "models", "rss", "rss-one"])
     parser.add_argument("--pages", type=int, default=6, help="pages per fax (speed)")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--workers", type=lambda s: [int(w) for w in s.split(",")],
@@ -301,10 +374,17 @@ def main() -> None:
                         default=["fine", "standard"], help="cer: e.g. standard")
     parser.add_argument("--errors", type=int, default=0, metavar="N",
                         help="cer: also print the N word-level misreads costing most edits")
+    parser.add_argument("--tessdata", default=None,
+                        help="cer: a folder of *.traineddata to read with (e.g. another model)")
+    parser.add_argument("--models", default="fast=",
+                        help="models: name=tessdata folder (empty: tesseract's own), ...")
+    parser.add_argument("--no-raw", action="store_true", help="cer: skip the raw CLI runs")
+    parser.add_argument("--json", default=None, help="cer: write per-page results to this file")
     parser.add_argument("--old-standard-prep", action="store_true",
                         help="cer: pages as before thicken / thin_rows / noise scale / smoothing")
     args = parser.parse_args()
-    {"speed": speed, "cer": accuracy, "rss": rss, "rss-one": rss_one}[args.mode](args)
+    {"speed": speed, "cer": accuracy, "models": models, "rss": rss,
+     "rss-one": rss_one}[args.mode](args)
 
 
 if __name__ == "__main__":

@@ -48,6 +48,7 @@ class Outcome:
     noisy: list[int] = field(default_factory=list)
     rotated: dict[int, int] = field(default_factory=dict)
     skew: dict[int, float] = field(default_factory=dict)
+    osd: list[int] = field(default_factory=list)  # pages tesseract's OSD was asked about
     searchable_pdf: Path | None = None
 
     @property
@@ -58,6 +59,7 @@ class Outcome:
         return {"cached": self.cached, "page_count": self.page_count,
                 "pages_read": self.pages_read, "skipped": self.skipped,
                 "noisy": self.noisy, "rotated": self.rotated, "skew": self.skew,
+                "osd": self.osd,
                 "searchable_pdf": str(self.searchable_pdf) if self.searchable_pdf else None}
 
 
@@ -203,6 +205,8 @@ class OcrService:
             outcome.rotated[result.number] = result.rotated
         if result.skew:
             outcome.skew[result.number] = round(result.skew, 1)
+        if result.osd:
+            outcome.osd.append(result.number)
         if result.result.pdf is not None:
             page_pdf = scratch / f"{result.number:06d}.pdf"
             page_pdf.write_bytes(result.result.pdf)
