@@ -5,6 +5,7 @@
     .venv/bin/python bench/ocr.py cer --resolutions standard --seeds 1,2,3,4,5
     .venv/bin/python bench/ocr.py cer --resolutions standard --seeds 1,2,3,4,5 --errors 15
     .venv/bin/python bench/ocr.py rss --sizes 1,10,50,200         # peak RSS per fax size
+    .venv/bin/python bench/ocr.py real DIR --rounds 2             # your own PDFs / TIFFs
 
 speed: for every path and 1 / 2 workers, runs are interleaved with raw `tesseract page.tif -
 --psm 4` (OMP_THREAD_LIMIT=1, one process per page; 2 at a time for 2 workers) on the very
@@ -278,6 +279,203 @@ def print_models(records: list[dict[str, Any]], label: str, names: list[str]) ->
               f" {ratio:11.2f} {f'{better} / {worse}':>28}", flush=True)
 
 
+# --- real documents -------------------------------------------------------------------------
+
+
+def raw_pages(document: Path, kind: str, info: Any, folder: Path) -> list[Path]:
+    """Each page as a one-page TIFF of the pixels the plugin starts from, for the raw CLI
+    (a TIFF frame as it is; a PDF page's own image at its own size, else 200 dpi, as the
+    plugin renders it). Made before anything is timed."""
+    from pdf2image import convert_from_path
+
+    out = []
+    for page in info.pages:
+        raw = folder / f"{document.stem}-{page.number:03d}-raw.tif"
+        if kind == "tiff":
+            with Image.open(document) as tiff:
+                tiff.seek(page.number - 1)
+                image = tiff.copy()
+            dpi = (page.xdpi, page.ydpi) if page.xdpi else None
+        elif page.image_width:
+            image = convert_from_path(document, size=(page.image_width, page.image_height),
+                                      first_page=page.number, last_page=page.number)[0]
+            dpi = (page.xdpi, page.ydpi)
+        else:
+            image = convert_from_path(document, dpi=200, first_page=page.number,
+                                      last_page=page.number)[0]
+            dpi = (200.0, 200.0)
+        save_tiff(image, raw, dpi)
+        out.append(raw)
+    return out
+
+
+def save_tiff(image: Image.Image, path: Path, dpi: tuple[float, float] | None) -> None:
+    gray = image.convert("L") if image.mode not in ("1", "L", "RGB") else image
+    bilevel = image.mode == "1" or (gray.mode == "L" and
+                                    sum(gray.histogram()[1:255]) == 0)
+    extra: dict[str, Any] = {"dpi": dpi} if dpi else {}
+    if bilevel:
+        gray.convert("1", dither=Image.Dither.NONE).save(path, compression="group4", **extra)
+    else:
+        gray.save(path, compression="tiff_lzw", **extra)
+
+
+def words_of(text: str) -> set[str]:
+    return {w.strip(".,;:!?()[]{}\"'").lower() for w in text.split()} - {""}
+
+
+def agreement(mine: str, raw: str) -> float:
+    """Word-level similarity of two readings (difflib ratio over normalized words)."""
+    a, b = normalize_text(mine).split(), normalize_text(raw).split()
+    if not a and not b:
+        return 1.0
+    return difflib.SequenceMatcher(None, a, b, autojunk=False).ratio()
+
+
+def real(args: argparse.Namespace) -> None:
+    """The default path and raw `tesseract page.tif - --psm 4` on every page of every PDF
+    and TIFF in a folder, interleaved page by page, CPU time of both."""
+    folder = Path(args.folder)
+    manifest = {}
+    if (folder / "manifest.json").is_file():
+        manifest = {d["name"]: d for d in json.loads((folder / "manifest.json").read_text())}
+    documents = sorted(p for p in folder.iterdir()
+                       if p.suffix.lower() in (".pdf", ".tif", ".tiff") and p.is_file())
+    options: dict[str, Any] = {"cache": False, "workers": 1}
+    if args.tessdata:
+        options["tessdata"] = args.tessdata
+    rows: list[dict[str, Any]] = []
+    service = OcrService(OcrOptions(**options), None)
+    with tempfile.TemporaryDirectory() as scratch:
+        inspected = {d: inspect(d) for d in documents}
+        raws = {d: raw_pages(d, *inspected[d][:2], Path(scratch)) for d in documents}
+        for round_ in range(args.rounds):
+            for document in documents:
+                kind, info, _ = inspected[document]
+                # The document's own cost (sniff, pdfinfo, pdfimages), spread over its pages
+                shared = inspect(document)[2] / len(info.pages)
+                for page, raw in zip(info.pages, raws[document], strict=True):
+                    # raw first in even rounds, the plugin first in odd ones
+                    if round_ % 2 == 0:
+                        raw_cpu, raw_text = run_raw(raw)
+                        cpu, result = run_page(service, document, kind, page, Path(scratch))
+                    else:
+                        cpu, result = run_page(service, document, kind, page, Path(scratch))
+                        raw_cpu, raw_text = run_raw(raw)
+                    classes = manifest.get(document.name, {}).get("pages", [])
+                    number = page.number
+                    rows.append({
+                        "round": round_, "document": document.name, "page": number,
+                        "class": classes[number - 1] if number <= len(classes) else "",
+                        "cpu": cpu + shared, "raw_cpu": raw_cpu,
+                        "text": result.result.text if result else "", "raw_text": raw_text,
+                        "rotated": result.rotated if result else 0,
+                        "osd": result.osd if result else False,
+                        "lines": result.lines if result else True,
+                        "skew": result.skew if result else 0.0, "error": result is None})
+            if args.json:
+                Path(args.json).write_text(json.dumps(rows, indent=1))
+    service.close()
+    report_real(rows, manifest, args.rounds)
+
+
+def inspect(document: Path) -> tuple[str, Any, float]:
+    from faxflow_ocr import document as doc
+
+    before = cpu_seconds()
+    kind = doc.sniff(document)
+    info = doc.inspect(document, kind, 10_000, 120)
+    return kind, info, cpu_seconds() - before
+
+
+def run_page(service: OcrService, document: Path, kind: str, page: Any,
+             scratch: Path) -> tuple[float, Any]:
+    """One page through the plugin's page pass (what each pool thread runs)."""
+    from faxflow_ocr.page import read_page
+
+    before = cpu_seconds()
+    try:
+        result = read_page(document, kind, page, service.options, service.engine, "eng",
+                           False, None, scratch)
+    except Exception as exc:
+        print(f"{document.name} page {page.number}: {exc}", file=sys.stderr)
+        result = None
+    return cpu_seconds() - before, result
+
+
+def run_raw(page: Path) -> tuple[float, str]:
+    _, cpu, texts = raw_cli([page], 1)
+    return cpu, texts[0]
+
+
+def report_real(rows: list[dict[str, Any]], manifest: dict[str, Any], rounds: int) -> None:
+    def ratio(selected: list[dict[str, Any]]) -> str:
+        per_round = []
+        for r in range(rounds):
+            these = [x for x in selected if x["round"] == r]
+            if these:
+                per_round.append(sum(x["cpu"] for x in these) / sum(x["raw_cpu"] for x in these))
+        if not per_round:
+            return "-"
+        low, high = min(per_round), max(per_round)
+        mid = statistics.median(per_round)
+        return f"{mid:.2f}" + (f" ({low:.2f}-{high:.2f})" if rounds > 1 else "")
+
+    last = [x for x in rows if x["round"] == 0]
+    print(f"\n{'document':24} {'pages':>5} {'raw CPU s':>9} {'CPU s':>7} {'x raw':>17} "
+          f"{'agree':>6} {'words':>9}  decisions")
+    for name in dict.fromkeys(x["document"] for x in rows):
+        doc_rows = [x for x in rows if x["document"] == name]
+        first = [x for x in last if x["document"] == name]
+        text = "\n".join(x["text"] for x in first)
+        raw_text = "\n".join(x["raw_text"] for x in first)
+        expected = [w.lower() for w in manifest.get(name, {}).get("words", [])]
+        found = f"{sum(w in words_of(text) for w in expected)}/" \
+                f"{sum(w in words_of(raw_text) for w in expected)}" if expected else ""
+        decisions = []
+        for x in first:
+            what = [f"turned {x['rotated']}"] if x["rotated"] else []
+            what += ["OSD"] if x["osd"] else []
+            what += ["no lines"] if not x["lines"] else []
+            what += [f"levelled {x['skew']:+.1f}"] if x["skew"] else []
+            what += ["error"] if x["error"] else []
+            if what:
+                decisions.append(f"p{x['page']}: {', '.join(what)}")
+        raw_cpu = sum(x["raw_cpu"] for x in doc_rows) / rounds
+        cpu = sum(x["cpu"] for x in doc_rows) / rounds
+        print(f"{name:24} {len(first):5} {raw_cpu:9.2f} {cpu:7.2f} {ratio(doc_rows):>17} "
+              f"{100 * agreement(text, raw_text):5.0f}% {found:>9}  {'; '.join(decisions)}")
+    print(f"\nCPU x raw, median of {rounds} round(s) (min-max):")
+    print(f"  all pages{'':16} {ratio(rows)}   ({len(last)} pages)")
+    rotated_docs = {x["document"] for x in rows if x["class"] == "rotated"}
+    if rotated_docs:
+        others = [x for x in rows if x["document"] not in rotated_docs]
+        print(f"  without the turned documents {ratio(others)}")
+    for cls in sorted({x["class"] for x in rows if x["class"]}):
+        selected = [x for x in rows if x["class"] == cls]
+        n = len([x for x in selected if x["round"] == 0])
+        print(f"  {cls:24} {ratio(selected):>17}   ({n} pages)")
+    print("\nper page, blank / small / low-text / photo / rotated / upright-in-turned:")
+    for x in last:
+        if x["class"] in ("blank", "small", "low-text", "photo", "rotated", "upright",
+                          "typewriter"):
+            page_rows = [y for y in rows
+                         if (y["document"], y["page"]) == (x["document"], x["page"])]
+            print(f"  {x['document']:24} p{x['page']:<3} {x['class']:10} {ratio(page_rows):>17}  "
+                  f"raw {statistics.median(y['raw_cpu'] for y in page_rows):.2f} s")
+    expected_all = [(name, w.lower()) for name, d in manifest.items()
+                    for w in d.get("words", []) if name in {x["document"] for x in rows}]
+    if expected_all:
+        texts = {n: words_of("\n".join(x["text"] for x in last if x["document"] == n))
+                 for n, _ in expected_all}
+        raws = {n: words_of("\n".join(x["raw_text"] for x in last if x["document"] == n))
+                for n, _ in expected_all}
+        mine = sum(w in texts[n] for n, w in expected_all)
+        base = sum(w in raws[n] for n, w in expected_all)
+        print(f"\nexpected words found: default path {mine}/{len(expected_all)}, "
+              f"raw CLI {base}/{len(expected_all)}")
+
+
 # --- memory ---------------------------------------------------------------------------------
 
 
@@ -351,7 +549,7 @@ def rss(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mode", choices=["speed", "cer", "models", "rss", "rss-one"])
+    parser.add_argument("mode", choices=["speed", "cer", "models", "real", "rss", "rss-one"])
     parser.add_argument("--pages", type=int, default=6, help="pages per fax (speed)")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--workers", type=lambda s: [int(w) for w in s.split(",")],
@@ -366,6 +564,7 @@ def main() -> None:
     parser.add_argument("--kind", default="invoice")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--file", help="rss-one: the PDF to read")
+    parser.add_argument("folder", nargs="?", help="real: a folder of PDFs and TIFFs")
     parser.add_argument("--kinds", type=lambda s: s.split(","),
                         default=["invoice", "letter", "order", "referral", "delivery_note"])
     parser.add_argument("--seeds", type=lambda s: [int(n) for n in s.split(",")], default=[1],
@@ -383,7 +582,7 @@ def main() -> None:
     parser.add_argument("--old-standard-prep", action="store_true",
                         help="cer: pages as before thicken / thin_rows / noise scale / smoothing")
     args = parser.parse_args()
-    {"speed": speed, "cer": accuracy, "models": models, "rss": rss,
+    {"speed": speed, "cer": accuracy, "models": models, "real": real, "rss": rss,
      "rss-one": rss_one}[args.mode](args)
 
 

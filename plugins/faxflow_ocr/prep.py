@@ -139,6 +139,7 @@ ALIGNMENT_MARGIN = 1.5  # the lines' axis against the other one (text: 2-20x)
 ASCENDER_RATIO = 1.4  # upright Latin text 1.4-8, upside down 0.13-0.72: turn below 1/1.4
 SURE_UPRIGHT = 1.6  # above this a page that reads badly is a poor page, not a turned one
 MIN_LINE_INK = 0.05  # of a strip's darkest row: rows below are gaps between lines
+MIN_LINE_PIECES = 8  # pieces of text line (line x strip) of a text line's height
 _NOT_SOLID = [0 if v > 204 else v for v in range(256)]
 
 
@@ -185,7 +186,9 @@ def layout(gray: Image.Image, dpi: float) -> Layout:
     if best.alignment < MIN_ALIGNMENT or best.alignment < ALIGNMENT_MARGIN * other.alignment:
         return Layout(False, None, None, alignment, 1.0)
     angle = best.refine()
-    ratio = best.ascenders(angle)
+    ratio, runs = best.ascenders(angle)
+    if runs < MIN_LINE_PIECES:  # a rule or a scanner's edge lines up too, but is no text
+        return Layout(False, None, None, alignment, 1.0)
     upright, flipped = (0, 180) if best is rows else (270, 90)
     turn = upright if ratio >= ASCENDER_RATIO else flipped if ratio <= 1 / ASCENDER_RATIO \
         else None
@@ -224,7 +227,7 @@ class _Axis:
         return max((best + a / 10 for a in range(-4, 5) if abs(best + a / 10) <= SKEW_LIMIT),
                    key=self.sharpness)
 
-    def ascenders(self, angle: float) -> float:
+    def ascenders(self, angle: float) -> tuple[float, int]:
         return _ascenders(_shear(self.strips, angle, self.width), self.ppi)
 
 
@@ -252,15 +255,16 @@ def _shear(strips: Image.Image, angle: float, strip_width: float,
                             resample=Image.Resampling.BILINEAR, fillcolor=fill)
 
 
-def _ascenders(strips: Image.Image, ppi: float) -> float:
-    """Ink above the core of each text line against ink below it, over all strips.
+def _ascenders(strips: Image.Image, ppi: float) -> tuple[float, int]:
+    """Ink above the core of each text line against ink below it, over all strips, and
+    the number of pieces of text line (runs of a text line's height in one strip).
 
     Latin text has more ascenders (b d f h k l t, capitals, digits) than descenders
     (g j p q y), so upright lines give > 1 and upside-down ones < 1."""
     data = strips.tobytes()
     width, height = strips.size
     shortest, tallest = max(3, round(0.04 * ppi)), round(0.5 * ppi)
-    above = below = 0
+    above = below = pieces = 0
     for x in range(width):
         column = data[x::width]
         empty = max(column) * MIN_LINE_INK
@@ -280,7 +284,8 @@ def _ascenders(strips: Image.Image, ppi: float) -> float:
             last = len(run) - next(i for i, v in enumerate(reversed(run)) if v >= core)
             above += sum(run[:first])
             below += sum(run[last:])
-    return (above + 1) / (below + 1)
+            pieces += 1
+    return (above + 1) / (below + 1), pieces
 
 
 def _mostly_bilevel(gray: Image.Image) -> bool:
