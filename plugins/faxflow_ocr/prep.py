@@ -16,6 +16,7 @@ ASPECT_LIMIT = 1.5
 STANDARD_NOISE_SCALE = 4
 FAX_WIDTHS = (1728, 2048, 2432)  # pels per line of A4, B4, A3 fax
 _INK = [255 if v < 128 else 0 for v in range(256)]  # dark pixel -> 255
+MIN_INK = 0.001  # share of dark pixels below which a page is blank for the noise measure
 _ALONE = [255 if v <= 30 else 0 for v in range(256)]  # 3x3 mean of one ink pixel is 28
 _ONES = ImageFilter.Kernel((3, 3), [1] * 9, scale=9)
 
@@ -81,7 +82,9 @@ def noise_ratio(gray: Image.Image) -> float:
     third = gray.height // 3
     ink = gray.crop((0, third, gray.width, 2 * third)).point(_INK)
     dark = ink.histogram()[255]
-    if dark == 0:
+    if dark < MIN_INK * ink.width * ink.height:
+        # A blank page's few specks are all "isolated": nothing there to clean up (and a
+        # 3x3 median costs ~120 ms on a 300 dpi page).
         return 0.0
     alone = ImageChops.darker(ink, ink.filter(_ONES).point(_ALONE))
     return alone.histogram()[255] / dark

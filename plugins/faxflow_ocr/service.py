@@ -70,7 +70,7 @@ class OcrService:
         self.options = options
         self.document_timeout = (options.document_timeout or document_timeout
                                  or DEFAULT_DOCUMENT_TIMEOUT)
-        self.engine: Engine = make_engine(options.engine, options.tessdata, options.workers)
+        self.engine: Engine = make_engine(options.engine, options.model_folder, options.workers)
         self.cache_dir = cache_dir
         self.cache = TextCache(cache_dir, max_age_days=options.cache_max_age_days,
                                max_mb=options.cache_max_mb) \
