@@ -127,7 +127,11 @@ def smooth(gray: Image.Image, standard: bool, noisy: bool) -> Image.Image:
 
 
 def deskew(gray: Image.Image, angle: float) -> Image.Image:
-    return gray.rotate(angle, resample=Image.Resampling.BICUBIC, fillcolor=255)
+    # Bilinear: half the time of bicubic (113 vs 262 ms on a 300 dpi page) and as good
+    # (25 noisy fine pages 0.40% vs 0.44% CER, 10 clean fine pages skewed 0.8-1 degree
+    # 0.18% vs 0.22%); nearest neighbour measured worse (0.56%, 0.37%): the grays at the
+    # strokes' edges help tesseract, as smoothing does.
+    return gray.rotate(angle, resample=Image.Resampling.BILINEAR, fillcolor=255)
 
 
 # --- text-line layout: orientation and skew before tesseract reads the page ------------------
