@@ -174,8 +174,8 @@ def accuracy(args: argparse.Namespace) -> None:
     print(f"\nCER % ({args.path}{' tessdata ' + args.tessdata if args.tessdata else ''} vs raw "
           f"CLI on the same page), one page per kind and seed: {', '.join(args.kinds)}; "
           f"seeds {args.seeds}")
-    print(f"{'condition':18} {'plugin':>7} {'raw CLI':>8} {'s/page':>7} {'CPU s/page':>10}  "
-          "per page (plugin)")
+    print(f"{'condition':18} {'plugin':>7} {'raw CLI':>8} {'s/page':>7} {'CPU s/page':>10} "
+          f"{'CPU x raw':>9}  per page (plugin)")
     records: list[dict[str, Any]] = []
     conditions = [c for c in [("fine", False), ("standard", False), ("fine", True),
                               ("standard", True)] if c[0] in args.resolutions]
@@ -184,7 +184,7 @@ def accuracy(args: argparse.Namespace) -> None:
             totals = [0.0, 0.0, 0]
             per_page = []
             pairs: list[tuple[str, str]] = []
-            seconds = cpu_total = 0.0
+            seconds = cpu_total = raw_total = 0.0
             for seed in args.seeds:
                 for kind in args.kinds:
                     common = {"kind": kind, "pages": 1, "resolution": resolution,
@@ -199,7 +199,8 @@ def accuracy(args: argparse.Namespace) -> None:
                     if args.no_raw:
                         raw = [truth]
                     else:
-                        _, _, raw = raw_cli(split_tiff(twin.content, Path(folder)), 1)
+                        _, raw_cpu, raw = raw_cli(split_tiff(twin.content, Path(folder)), 1)
+                        raw_total += raw_cpu
                     pairs.append((truth, texts[0]))
                     mine, base = cer(truth, texts[0]), cer(truth, raw[0])
                     records.append({"condition": f"{'noisy' if noisy else 'clean'} {resolution}",
@@ -212,8 +213,10 @@ def accuracy(args: argparse.Namespace) -> None:
                     per_page.append(f"{100 * mine:.1f}")
             label = f"{'noisy' if noisy else 'clean'} {resolution}"
             mine_all, base_all = (100 * t / totals[2] for t in totals[:2])
+            ratio = f"{cpu_total / raw_total:9.3f}" if raw_total else f"{'-':>9}"
             print(f"{label:18} {mine_all:7.2f} {base_all:8.2f} {seconds / len(per_page):7.2f} "
-                  f"{cpu_total / len(per_page):10.2f}  {' '.join(per_page)}", flush=True)
+                  f"{cpu_total / len(per_page):10.2f} {ratio}  {' '.join(per_page)}",
+                  flush=True)
             if args.json:
                 Path(args.json).write_text(json.dumps(records, indent=1))
             if args.errors:
