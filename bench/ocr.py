@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import difflib
 import io
 import json
@@ -171,6 +172,9 @@ def accuracy(args: argparse.Namespace) -> None:
     options: dict[str, Any] = dict(PATHS[args.path])
     if args.tessdata:
         options["tessdata"] = args.tessdata
+    options.update(args.set)
+    if "scan300" in args.resolutions:
+        scan_geometry()
     print(f"\nCER % ({args.path}{' tessdata ' + args.tessdata if args.tessdata else ''} vs raw "
           f"CLI on the same page), one page per kind and seed: {', '.join(args.kinds)}; "
           f"seeds {args.seeds}")
@@ -178,7 +182,8 @@ def accuracy(args: argparse.Namespace) -> None:
           f"{'CPU x raw':>9}  per page (plugin)")
     records: list[dict[str, Any]] = []
     conditions = [c for c in [("fine", False), ("standard", False), ("fine", True),
-                              ("standard", True)] if c[0] in args.resolutions]
+                              ("standard", True), ("scan300", False), ("scan300", True)]
+                  if c[0] in args.resolutions]
     with tempfile.TemporaryDirectory() as folder:
         for resolution, noisy in conditions:
             totals = [0.0, 0.0, 0]
@@ -224,6 +229,25 @@ def accuracy(args: argparse.Namespace) -> None:
                 total = sum(edits.values())
                 for (want, got), count in edits.most_common(args.errors):
                     print(f"    {count:4} edits {100 * count / total:5.1f}%  {want!r} -> {got!r}")
+
+
+def scan_geometry() -> None:
+    """A bench-only page geometry: the sample faxes' pages as a 300 dpi bilevel scan (the
+    real documents' usual resolution), to measure what fax-tuned steps do there."""
+    import faxflow.samples as samples
+    from faxflow.samples import render
+
+    render.GEOMETRY["scan300"] = (2541, 3500, 300, 300)
+    samples.RESOLUTIONS = (*samples.RESOLUTIONS, "scan300")
+
+
+def setting(text: str) -> tuple[str, Any]:
+    key, _, value = text.partition("=")
+    parsed: Any = {"true": True, "false": False}.get(value.lower(), value)
+    if isinstance(parsed, str):
+        with contextlib.suppress(ValueError):
+            parsed = float(parsed) if "." in parsed else int(parsed)
+    return key, parsed
 
 
 def models(args: argparse.Namespace) -> None:
@@ -580,6 +604,8 @@ def main() -> None:
                         help="cer: a folder of *.traineddata to read with (e.g. another model)")
     parser.add_argument("--models", default="fast=",
                         help="models: name=tessdata folder (empty: tesseract's own), ...")
+    parser.add_argument("--set", type=setting, action="append", default=[], metavar="KEY=VALUE",
+                        help="cer: a [plugins.ocr] option for the plugin, e.g. smooth=false")
     parser.add_argument("--no-raw", action="store_true", help="cer: skip the raw CLI runs")
     parser.add_argument("--json", default=None, help="cer: write per-page results to this file")
     parser.add_argument("--old-standard-prep", action="store_true",
