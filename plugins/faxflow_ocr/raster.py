@@ -91,8 +91,17 @@ def _pdf2image(path: Path, page: PageInfo, options: OcrOptions, timeout: float) 
     return PageImage(images[0], options.dpi, options.dpi)
 
 
+# Images decoded in this process (pikepdf and Pillow) instead of by poppler: a fax's G4,
+# and the JPEG or Flate pictures of scanned pages. JBIG2 needs jbig2dec, which pikepdf
+# does not bundle: those pages go to pdf2image.
+EXTRACTABLE = {"/CCITTFaxDecode", "/DCTDecode", "/FlateDecode"}
+_PLAIN_COLOURS = {"/DeviceGray", "/DeviceRGB", "/CalGray", "/CalRGB"}
+
+
 def _extract_fax_image(path: Path, page: PageInfo, options: OcrOptions) -> PageImage | None:
-    """The page's CCITT image, decoded as is; None when the page is anything else."""
+    """The page's one image, decoded as it is; None when the page is anything else (more
+    than one image, an image that does not cover the page, a mask, a palette, CMYK, a
+    /Decode array, JBIG2 ...)."""
     if not page.image_width:
         return None
     import pikepdf
@@ -104,9 +113,11 @@ def _extract_fax_image(path: Path, page: PageInfo, options: OcrOptions) -> PageI
             if len(streams) != 1:
                 return None
             picture = pikepdf.PdfImage(streams[0])  # type: ignore[arg-type]
-            if picture.filters != ["/CCITTFaxDecode"]:
+            if len(picture.filters) != 1 or picture.filters[0] not in EXTRACTABLE:
                 return None
             if (picture.width, picture.height) != (page.image_width, page.image_height):
+                return None
+            if picture.filters != ["/CCITTFaxDecode"] and not _plain(streams[0], picture):
                 return None
             image = picture.as_pil_image()
     except (pikepdf.PdfError, NotImplementedError, ValueError, OSError):
@@ -114,3 +125,15 @@ def _extract_fax_image(path: Path, page: PageInfo, options: OcrOptions) -> PageI
     if page.rotate == 180:
         image = image.transpose(Image.Transpose.ROTATE_180)
     return PageImage(image, page.xdpi, page.ydpi)
+
+
+def _plain(stream: object, picture: object) -> bool:
+    """An 8-bit gray or RGB picture (or 1-bit gray) that Pillow shows as poppler would."""
+    get = getattr(stream, "get", None)
+    if get is None:
+        return False
+    if any(get(key) is not None for key in ("/Decode", "/SMask", "/Mask", "/ImageMask")):
+        return False
+    colour = str(get("/ColorSpace"))
+    bits = getattr(picture, "bits_per_component", 0)
+    return colour in _PLAIN_COLOURS and bits in (1, 8)

@@ -48,6 +48,7 @@ class Outcome:
     noisy: list[int] = field(default_factory=list)
     rotated: dict[int, int] = field(default_factory=dict)
     skew: dict[int, float] = field(default_factory=dict)
+    osd: list[int] = field(default_factory=list)  # pages tesseract's OSD was asked about
     searchable_pdf: Path | None = None
 
     @property
@@ -58,6 +59,7 @@ class Outcome:
         return {"cached": self.cached, "page_count": self.page_count,
                 "pages_read": self.pages_read, "skipped": self.skipped,
                 "noisy": self.noisy, "rotated": self.rotated, "skew": self.skew,
+                "osd": self.osd,
                 "searchable_pdf": str(self.searchable_pdf) if self.searchable_pdf else None}
 
 
@@ -68,7 +70,7 @@ class OcrService:
         self.options = options
         self.document_timeout = (options.document_timeout or document_timeout
                                  or DEFAULT_DOCUMENT_TIMEOUT)
-        self.engine: Engine = make_engine(options.engine, options.tessdata, options.workers)
+        self.engine: Engine = make_engine(options.engine, options.model_folder, options.workers)
         self.cache_dir = cache_dir
         self.cache = TextCache(cache_dir, max_age_days=options.cache_max_age_days,
                                max_mb=options.cache_max_mb) \
@@ -205,6 +207,8 @@ class OcrService:
             outcome.rotated[result.number] = result.rotated
         if result.skew:
             outcome.skew[result.number] = round(result.skew, 1)
+        if result.osd:
+            outcome.osd.append(result.number)
         if result.result.pdf is not None:
             page_pdf = scratch / f"{result.number:06d}.pdf"
             page_pdf.write_bytes(result.result.pdf)
