@@ -158,3 +158,28 @@ def test_skewed_page_is_levelled_and_a_page_past_the_range_is_not(tmp_path: Path
     far = page.rotate(-4.5, resample=Image.Resampling.BICUBIC, fillcolor=255)
     outcome, _ = read(tmp_path, tiff_bytes(far))
     assert outcome.skew == {}  # the edge of the range searched is no answer
+
+
+def test_a_page_skewed_by_a_fifth_of_a_degree_is_left_alone(tmp_path: Path) -> None:
+    """Under MIN_SKEW a turn would only resample the page (tesseract follows such lines)."""
+    page, truth = fine_page(seed=6, kind="order")
+    slight = page.rotate(-0.2, resample=Image.Resampling.BICUBIC, fillcolor=255)
+    assert prep.layout(slight, 204).skew == pytest.approx(0.2, abs=0.05)  # measured, not used
+    outcome, _ = read(tmp_path, tiff_bytes(slight))
+    assert outcome.skew == {}
+    assert cer(truth, outcome.pages[0].text) < 0.02
+
+
+def test_despeckle_of_a_black_and_white_page_is_the_3x3_median() -> None:
+    """The fast majority path gives exactly MedianFilter(3)'s pixels, edges included, on
+    black and white pages of any size and density; a gray page still gets the median."""
+    rng = random.Random(7)
+    for _ in range(40):
+        width, height, density = rng.randint(1, 70), rng.randint(1, 70), rng.random()
+        page = Image.new("L", (width, height))
+        page.putdata([0 if rng.random() < density else 255 for _ in range(width * height)])
+        assert prep.despeckle(page).tobytes() == \
+            page.filter(ImageFilter.MedianFilter(3)).tobytes(), (width, height, density)
+    gray = Image.new("L", (40, 30))
+    gray.putdata([rng.randrange(256) for _ in range(40 * 30)])
+    assert prep.despeckle(gray).tobytes() == gray.filter(ImageFilter.MedianFilter(3)).tobytes()
