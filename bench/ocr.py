@@ -606,7 +606,7 @@ def main() -> None:
     parser.add_argument("--models", default="fast=",
                         help="models: name=tessdata folder (empty: tesseract's own), ...")
     parser.add_argument("--set", type=setting, action="append", default=[], metavar="KEY=VALUE",
-                        help="cer, real: a [plugins.ocr] option for the plugin, e.g. barcodes=false")
+                        help="cer, real: a [plugins.ocr] option, e.g. barcodes=false")
     parser.add_argument("--no-raw", action="store_true", help="cer: skip the raw CLI runs")
     parser.add_argument("--json", default=None, help="cer: write per-page results to this file")
     parser.add_argument("--old-standard-prep", action="store_true",
