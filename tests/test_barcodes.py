@@ -108,6 +108,47 @@ def test_a_retry_box_on_a_levelled_page_is_given_in_the_page_as_stored() -> None
     # way it would be 7 px off
 
 
+def test_a_retry_box_on_a_page_the_lines_turned_is_given_in_the_page_as_stored(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The page pass turns a page whose text lines run sideways or upside down before
+    reading it; a code only the retry finds is still placed on the page as stored. The
+    first pass is made to miss (as on a code whose finder specks broke) so the retry runs."""
+    from faxflow_ocr.options import OcrOptions
+    from faxflow_ocr.service import OcrService
+
+    sample = make_fax(kind="letter", pages=1, resolution="fine", fmt="tiff", seed=3,
+                      stickers=[BarcodeSpec("PAT-4711", "qr", 0.7, x_mm=20, y_mm=30)])
+    with Image.open(io.BytesIO(sample.content)) as tiff:
+        upright = tiff.convert("1")
+        dpi = tiff.info["dpi"]
+    missed: list[int] = []
+    monkeypatch.setattr(reader.Reader, "first",
+                        lambda self, gray: (setattr(self, "_gray", gray), missed.append(1)))
+    ocr = OcrService(OcrOptions(cache=False, workers=1), None)
+    centres = {}
+    try:
+        for turned in (0, 90, 180):
+            path = tmp_path / f"page{turned}.tif"
+            upright.rotate(turned, expand=True).save(  # a sideways page's rows are columns
+                path, compression="group4", dpi=dpi[::-1] if turned == 90 else dpi)
+            outcome = ocr.read(path, path.name, "", "eng")
+            assert outcome.rotated == ({1: (360 - turned) % 360} if turned else {})
+            (code,) = outcome.pages[0].barcodes
+            assert code.value == "PAT-4711"
+            left, top, right, bottom = code.box
+            centres[turned] = ((left + right) / 2, (top + bottom) / 2)
+    finally:
+        ocr.close()
+    assert len(missed) == 3
+    width, height = upright.width * 25.4 / dpi[0], upright.height * 25.4 / dpi[1]
+    x, y = centres[0]
+    assert 20 < x < 60 and 30 < y < 70  # the sticker, top left
+    # PIL turns counter-clockwise: (x, y) goes to (y, width - x) at 90, (width - x,
+    # height - y) at 180, in millimetres
+    for turned, (ex, ey) in ((90, (y, width - x)), (180, (width - x, height - y))):
+        cx, cy = centres[turned]
+        assert abs(cx - ex) < 2 and abs(cy - ey) < 2, (turned, centres[turned], (ex, ey))
+
 def _turned_point(x: float, y: float, size: tuple[int, int], degrees: float
                   ) -> tuple[float, float]:
     """Where PIL's rotate(degrees) puts a point, measured on a real image."""

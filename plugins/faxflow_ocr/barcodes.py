@@ -61,9 +61,13 @@ class Reader:
     is retried in every format. docs/barcodes.md has the measurements.
     """
 
-    def __init__(self, formats: Iterable[str], dpi: float, page: int) -> None:
+    def __init__(self, formats: Iterable[str], dpi: float, page: int,
+                 ydpi: float | None = None) -> None:
+        """`dpi`, `ydpi`: pixels per inch across and down the page read (a fine fax page
+        is 204 x 196: millimetres down it are 4% longer than across)."""
         self.formats = tuple(sorted(formats))
         self.scale = 25.4 / dpi if dpi > 0 else 25.4 / 200
+        self.yscale = 25.4 / ydpi if ydpi else self.scale
         self.page = page
         self.codes: list[Barcode] = []
         self.seen = False  # a symbol was found but not decoded
@@ -111,8 +115,8 @@ class Reader:
         if turned:
             corners = [unturn(x, y, size, turned) for x, y in corners]
         xs, ys = [c[0] for c in corners], [c[1] for c in corners]
-        box = (round(min(xs) * self.scale, 1), round(min(ys) * self.scale, 1),
-               round(max(xs) * self.scale, 1), round(max(ys) * self.scale, 1))
+        box = (round(min(xs) * self.scale, 1), round(min(ys) * self.yscale, 1),
+               round(max(xs) * self.scale, 1), round(max(ys) * self.yscale, 1))
         name = code.format.name
         return Barcode(code.text[:MAX_BARCODE_VALUE], NAMES.get(name, name.lower()),
                        self.page, "", box, int(code.orientation))

@@ -55,7 +55,8 @@ def read_page(path: Path, kind: str, page: PageInfo, options: OcrOptions, engine
     threshold = options.noise_threshold * (prep.STANDARD_NOISE_SCALE if factor > 1 else 1)
     noisy = options.despeckle == "always" or (
         options.despeckle == "auto" and prep.noise_ratio(gray) > threshold)
-    codes = barcodes.Reader(options.barcode_formats, xdpi, page.number) \
+    # The page they read has square-ish pixels: a standard page's rows are doubled first.
+    codes = barcodes.Reader(options.barcode_formats, xdpi, page.number, ydpi * factor) \
         if options.barcodes else None
     plain = gray  # thicken() would merge 0.4 mm modules on standard pages (10 -> 0 of 10)
     if factor > 1 and not noisy:
@@ -90,7 +91,9 @@ def read_page(path: Path, kind: str, page: PageInfo, options: OcrOptions, engine
     # A searchable PDF shows the sharp page; tesseract reads the smoothed copy.
     smoothed = prep.smooth(gray, factor > 1, noisy) if options.smooth else gray
     if codes is not None and not noisy:
-        codes.retry(smoothed if smoothed is not gray else None, skew)
+        # Boxes are on the page as stored: a page the lines turned gets the retry on a blur
+        # of the page as stored (turns are rare), a levelled one has its boxes mapped back.
+        codes.retry(None if rotated or smoothed is gray else smoothed, skew)
     picture = gray if want_pdf and smoothed is not gray else None
     gray = smoothed
 
