@@ -244,57 +244,15 @@ def prepare(base: Path) -> None:
                                encoding="utf-8")
 
 
-CONSOLE = """
-[plugins.console]
-listen = "127.0.0.1:{port}"
-secret = "${{FAXFLOW_DEMO_CONSOLE_SECRET}}"
-[plugins.console.users.demo]
-password_hash = "{password_hash}"
-role = "operator"
-"""
-
-
-@dataclass
-class DemoConsole:
-    """`faxflow demo --console`: a demo operator with a random password, a free port."""
-
-    port: int
-    password: str
-    secret: str
-
-    @classmethod
-    def make(cls) -> DemoConsole:
-        import secrets
-        import socket
-
-        port = 8090
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                port = _free_port()
-        return cls(port, secrets.token_urlsafe(12), secrets.token_urlsafe(48))
-
-    def table(self) -> str:
-        from argon2 import PasswordHasher
-
-        return CONSOLE.format(port=self.port, password_hash=PasswordHasher().hash(self.password))
-
-    @property
-    def env(self) -> dict[str, str]:
-        return {"FAXFLOW_DEMO_CONSOLE_SECRET": self.secret}
-
-
-def demo_env(console: DemoConsole | None) -> dict[str, str]:
+def demo_env() -> dict[str, str]:
+    """The environment the demo's configuration is read with (its simulator password)."""
     import os
 
-    return {**os.environ, "FAXFLOW_DEMO_PASSWORD": PASSWORD, **(console.env if console else {})}
+    return {**os.environ, "FAXFLOW_DEMO_PASSWORD": PASSWORD}
 
 
-def run_demo(base: Path, echo: Any = click.echo, timeout: float = 300,
-             console: DemoConsole | None = None) -> list[DemoFax]:
-    """The demo in `base`, an empty folder made by `prepare` (with `console`, its
-    configuration has the web console's table too)."""
+def run_demo(base: Path, echo: Any = click.echo, timeout: float = 300) -> list[DemoFax]:
+    """The demo in `base`, an empty folder made by `prepare`."""
     from aiosmtpd.controller import Controller
 
     from faxflow.app import load_app
@@ -323,12 +281,11 @@ def run_demo(base: Path, echo: Any = click.echo, timeout: float = 300,
                 demo.id = job["id"]
             config = base / "faxflow.toml"
             config.write_text(RULES.format(api_url=server.api_url, user=USER, topic=TOPIC,
-                                           smtp_port=smtp.port)
-                              + (console.table() if console else ""), encoding="utf-8")
+                                           smtp_port=smtp.port), encoding="utf-8")
             echo(f"simulator on {server.base_url} holds {len(faxes)} faxes; "
                  f"SMTP on 127.0.0.1:{smtp.port}; rules in {config}")
             reporter = Reporter(faxes, echo)
-            app = load_app(config, extra=[("demo", reporter)], env=demo_env(console))
+            app = load_app(config, extra=[("demo", reporter)], env=demo_env())
             thread, worker = start_worker_thread(app)
             deadline = time.monotonic() + timeout
             while sim.topic_state(TOPIC)["acknowledged"] < len(faxes):
@@ -383,34 +340,6 @@ def summary(faxes: list[DemoFax], base: Path) -> str:
     return "\n".join(lines)
 
 
-def serve_console(base: Path, folder: Path, console: DemoConsole) -> None:
-    """The web console on the demo's journal until Ctrl-C."""
-    from faxflow_console.serve import serve
-
-    from faxflow.app import load_app
-    from faxflow.journal import open_journal
-
-    config = base / "faxflow.toml"
-    app = load_app(config, env=demo_env(console))
-    app.journal = open_journal("sqlite", base / "journal.sqlite")
-
-    def ready(settings: Any, port: int) -> None:
-        click.echo(f"\nWeb console: http://127.0.0.1:{port}/   user: demo   password: "
-                   f"{console.password}")
-        click.echo("The corrupt fax waits in its quarantine. Ctrl-C stops the console "
-                   f"(log: {folder / 'console.log'}).")
-
-    try:
-        with log_to(base / "console.log"):
-            serve(app, config, ready=ready)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        app.shutdown()
-        app.journal.close()
-    click.echo("console stopped")
-
-
 @click.command("demo")
 @click.option("--dir", "folder", default="faxflow-demo", show_default=True,
               type=click.Path(path_type=Path, file_okay=False),
@@ -419,12 +348,9 @@ def serve_console(base: Path, folder: Path, console: DemoConsole) -> None:
 @click.option("--console", "with_console", is_flag=True,
               help="Then keep the web console running on the demo's faxes (Ctrl-C stops "
                    "it); needs the console extra.")
-def demo_command(folder: Path, with_console: bool) -> None:
+@click.pass_context
+def demo_command(ctx: click.Context, folder: Path, with_console: bool) -> None:
     """Run the whole pipeline on sample faxes, locally, and show where each one went."""
-    if with_console:
-        from faxflow_console.serve import WEB_PACKAGES, need
-
-        need(WEB_PACKAGES, "faxflow demo --console")
     click.echo("faxflow demo: simulator + OCR + rules + folder and e-mail delivery, all local")
     base = folder.resolve()
     try:
@@ -432,9 +358,11 @@ def demo_command(folder: Path, with_console: bool) -> None:
     except DemoFolderError as exc:
         click.echo(f"faxflow demo: {exc}", err=True)
         sys.exit(2)
-    console = DemoConsole.make() if with_console else None
+    console = console_demo(ctx) if with_console else None
+    if console is not None:  # a missing console extra is said now, not after the demo
+        ctx.invoke(console, folder=base, check=True)
     with log_to(base / "worker.log"):  # the progress lines tell the story; the log has detail
-        faxes = run_demo(base, console=console)
+        faxes = run_demo(base)
     click.echo(summary(faxes, folder))
     click.echo(f"Worker log: {folder / 'worker.log'}")
     expected = {"acknowledged": 4, "quarantined": 1}
@@ -446,4 +374,16 @@ def demo_command(folder: Path, with_console: bool) -> None:
         click.echo("See every fax's timeline and work the quarantine in the web console: "
                    "faxflow demo --console")
         return
-    serve_console(base, folder, console)
+    ctx.invoke(console, folder=base)
+
+
+def console_demo(ctx: click.Context) -> click.Command:
+    """The console plugin's `faxflow console demo`, found by name on the command line (the
+    core imports no plugin)."""
+    root = ctx.find_root().command
+    group = root.get_command(ctx, "console") if isinstance(root, click.Group) else None
+    command = group.get_command(ctx, "demo") if isinstance(group, click.Group) else None
+    if command is None:
+        raise click.ClickException("faxflow demo --console needs the console plugin, which "
+                                   "is not loaded (see FAXFLOW_LOAD_PLUGINS)")
+    return command

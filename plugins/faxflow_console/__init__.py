@@ -80,8 +80,10 @@ def faxflow_deliver(fax: Fax, route: Route, app: App) -> DeliveryResult | None:
 @hookimpl
 def faxflow_register_commands(cli: click.Group) -> None:
     from .cli import faxes, quarantine
+    from .demo import demo
     from .serve import console
 
+    console.add_command(demo)
     cli.add_command(faxes)
     cli.add_command(quarantine)
     cli.add_command(console)
