@@ -76,11 +76,12 @@ def digests(smtp: SmtpServer) -> list[email.message.EmailMessage]:
 
 def run(tmp_path: Path, smtp: SmtpServer, to: str, extra_topic: str,
         faxes: list[bytes], then: Callable[[Simulator], None] | None = None,
-        until: Callable[[], bool] = lambda: True, no_pull: float = 5) -> None:
+        until: Callable[[], bool] = lambda: True, no_pull: float = 5,
+        **fields: object) -> None:
     sim = Simulator(users={"99999": "secret"}, topics={"t": "99999"}, seed=9)
     with SimulatorServer(sim, host="127.0.0.1", port=0) as server:
         for content in faxes:
-            sim.add_fax("t", documents=[{"extension": "pdf", "content": content}])
+            sim.add_fax("t", documents=[{"extension": "pdf", "content": content}], **fields)
         config = tmp_path / "faxflow.toml"
         config.write_text(CONFIG.format(api_url=server.api_url, extra_topic=extra_topic,
                                         to=to, smtp=smtp.settings_toml(), no_pull=no_pull))
@@ -121,6 +122,27 @@ def test_a_burst_of_quarantined_faxes_is_one_digest(tmp_path: Path, smtp: SmtpSe
                    for d in timelines)
     finally:
         journal.close()
+
+
+def test_a_hostile_sender_cannot_add_headers_recipients_or_lines_to_a_digest(
+        tmp_path: Path, smtp: SmtpServer) -> None:
+    """The sender's number reaches the digest's body; the raw mail the SMTP server got has
+    our headers and envelope only, and the number stays on its fax's line."""
+    hostile = ("0301234\r\nBcc: evil@attacker.test\r\n\r\ninjected body "
+               "=?utf-8?q?=0D=0AReply-To:_evil@attacker.test?= \u202e\x00end")
+    run(tmp_path, smtp, "office@example.test", "t", [b"%PDF-1.4 broken"],
+        senderIsdn=hostile)
+    (got,) = [g for g in smtp.received if g.rcpt_tos == ["ops@example.test"]]
+    assert b"\x00" not in got.data and b"attacker" not in got.header_block
+    assert got.mail_from and "attacker" not in got.mail_from
+    (mail,) = digests(smtp)
+    assert mail["Bcc"] is None and mail["Reply-To"] is None
+    assert mail["Subject"] == "faxflow: 1 fax(es) quarantined"
+    body = mail.get_content().splitlines()
+    (line,) = [x for x in body if "0301234" in x]
+    assert "injected body" in line and "PDF is damaged" in line  # all of it on one line
+    assert not any(x.lower().startswith(("bcc:", "reply-to:", "injected")) for x in body)
+    assert "\u202e" not in mail.get_content()
 
 
 def test_a_failing_destination_and_a_silent_topic_are_told_once(
