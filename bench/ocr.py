@@ -40,6 +40,7 @@ from faxflow_ocr.options import OcrOptions
 from faxflow_ocr.service import OcrService
 from PIL import Image
 
+from faxflow.logs import escape_controls
 from faxflow.samples import cer, make_fax
 from faxflow.samples.encode import build_pdf
 from faxflow.samples.metrics import levenshtein, normalize_text
@@ -380,6 +381,7 @@ def real(args: argparse.Namespace) -> None:
         for round_ in range(args.rounds):
             for document in documents:
                 kind, info, _ = inspected[document]
+                name = escape_controls(document.name)  # a site's file names reach the terminal
                 # The document's own cost (sniff, pdfinfo, pdfimages), spread over its pages
                 shared = inspect(document)[2] / len(info.pages)
                 for page, raw in zip(info.pages, raws[document], strict=True):
@@ -390,10 +392,11 @@ def real(args: argparse.Namespace) -> None:
                     else:
                         cpu, result = run_page(service, document, kind, page, Path(scratch))
                         raw_cpu, raw_text = run_raw(raw)
-                    classes = manifest.get(document.name, {}).get("pages", [])
+                    classes = manifest.get(name, {}).get("pages", [])
                     number = page.number
                     rows.append({
-                        "round": round_, "document": document.name, "page": number,
+                        "round": round_, "document": name,
+                        "page": number,
                         "class": classes[number - 1] if number <= len(classes) else "",
                         "cpu": cpu + shared, "raw_cpu": raw_cpu,
                         "text": result.result.text if result else "", "raw_text": raw_text,
@@ -426,7 +429,7 @@ def run_page(service: OcrService, document: Path, kind: str, page: Any,
         result = read_page(document, kind, page, service.options, service.engine, "eng",
                            False, None, scratch)
     except Exception as exc:
-        print(f"{document.name} page {page.number}: {exc}", file=sys.stderr)
+        print(escape_controls(f"{document.name} page {page.number}: {exc}"), file=sys.stderr)
         result = None
     return cpu_seconds() - before, result
 
