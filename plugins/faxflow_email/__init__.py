@@ -30,7 +30,7 @@ import email.policy
 import logging
 import smtplib
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate
@@ -111,12 +111,17 @@ def faxflow_check_config(config: Config) -> list[ConfigProblem]:
 def faxflow_deliver(fax: Fax, route: Route, app: App) -> DeliveryResult | None:
     if route.type != "email":
         return None
+    return mailed(app, lambda settings: build_message(fax, route, settings))
+
+
+def mailed(app: App, build: Callable[[Mapping[str, Any]], Outgoing]) -> DeliveryResult:
+    """Build a mail with the [plugins.email] settings and send it: a fax's or a digest."""
     settings = app.plugin_options("email")
     if not settings.get("host"):
         # The operator's to fix, not the fax's fault: let the fax wait for it.
         return DeliveryResult.transient("email: [plugins.email] host is not configured")
     try:
-        mail = build_message(fax, route, settings)
+        mail = build(settings)
         send(mail, settings, delivery.policy_from(settings))
     except delivery.DeliveryError as exc:
         return delivery.as_result(exc)
@@ -186,19 +191,13 @@ def faxflow_notify(notice: Notice, route: Route, app: App) -> DeliveryResult | N
     """An alert digest as a plain text mail to the route's recipients."""
     if route.type != "email":
         return None
-    settings = app.plugin_options("email")
-    if not settings.get("host"):
-        return DeliveryResult.transient("email: [plugins.email] host is not configured")
-    try:
+
+    def build(settings: Mapping[str, Any]) -> Outgoing:
         msg, sender, recipients = envelope(route, settings, notice.subject, notice.key)
-        body = notice.text + (f"\n\n{notice.link}\n" if notice.link else "\n")
-        msg.set_content(body)
-        mail = verified(msg, sender, recipients)
-        send(mail, settings, delivery.policy_from(settings))
-    except delivery.DeliveryError as exc:
-        return delivery.as_result(exc)
-    return DeliveryResult.delivered(f"mailed to {', '.join(mail.recipients)}",
-                                    reference=str(msg["Message-ID"]))
+        msg.set_content(notice.text + (f"\n\n{notice.link}\n" if notice.link else "\n"))
+        return verified(msg, sender, recipients)
+
+    return mailed(app, build)
 
 
 def build_message(fax: Fax, route: Route, settings: Mapping[str, Any]) -> Outgoing:
