@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from PIL import Image
 
+from faxflow_ocr import prep
 from faxflow_ocr.tools import limit_threads
 
 TESSDATA_GUESSES = ("/usr/share/tesseract-ocr/5/tessdata", "/usr/share/tesseract-ocr/4.00/tessdata",
@@ -190,14 +191,9 @@ def _for_cli(image: Image.Image) -> Image.Image:
 
 def _gray_or_bilevel(image: Image.Image) -> Image.Image:
     """`image` as 8-bit gray, or as 1 bit when it is only black and white."""
-    if image.mode == "L" and _is_bilevel(image):
+    if prep.is_bilevel(image):
         return image.convert("1", dither=Image.Dither.NONE)
     return image if image.mode in ("L", "1") else image.convert("L")
-
-
-def _is_bilevel(image: Image.Image) -> bool:
-    histogram = image.histogram()
-    return sum(histogram[1:255]) == 0
 
 
 def parse_tsv(tsv: str) -> tuple[str, float | None, int]:

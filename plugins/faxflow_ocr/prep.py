@@ -93,8 +93,7 @@ def noise_ratio(gray: Image.Image) -> float:
 def despeckle(gray: Image.Image) -> Image.Image:
     # A 3x3 median cut noisy pages from 5-6.5% to 1.2% CER but costs clean ones (0.2 -> 0.6%),
     # so it is only applied to pages noise_ratio calls noisy.
-    histogram = gray.histogram()
-    if gray.mode == "L" and sum(histogram[1:255]) == 0:
+    if is_bilevel(gray):
         # On a black and white page the median of 9 pixels is their majority: a 3x3 mean
         # (two exact passes: k/3 * 255, then their mean) over or under half. Same pixels
         # as MedianFilter(3), edges included (both repeat the edge pixels), at a third of
@@ -104,6 +103,11 @@ def despeckle(gray: Image.Image) -> Image.Image:
 
 
 _MAJORITY = [0] * 128 + [255] * 128
+
+
+def is_bilevel(gray: Image.Image) -> bool:
+    """An 8-bit page with only black and white in it."""
+    return gray.mode == "L" and sum(gray.histogram()[1:255]) == 0
 
 
 # The light blur before OCR (smooth()): (filter, radius or sigma in px) by page condition,
