@@ -33,7 +33,8 @@ from typing import Any
 
 from faxflow_ocr import page as page_pass
 from faxflow_ocr.document import inspect
-from faxflow_ocr.engine import OcrResult, make_engine
+from faxflow_ocr.engine import OcrResult
+from faxflow_ocr.libtess import make_engine
 from faxflow_ocr.options import OcrOptions
 
 from faxflow.samples import BarcodeSpec, make_fax

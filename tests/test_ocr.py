@@ -204,7 +204,7 @@ def test_upside_down_page_is_turned_and_read(tmp_path: Path) -> None:
 def test_pdf2image_rasterizer_reads_a_clean_fine_page(tmp_path: Path) -> None:
     """pytesseract + pdf2image, the requested libraries, stay a supported, tested path."""
     sample = make_fax(kind="invoice", pages=1, resolution="fine", fmt="pdf", seed=3)
-    ocr = service(tmp_path, rasterizer="pdf2image", cache=False)
+    ocr = service(tmp_path, engine="pytesseract", rasterizer="pdf2image", cache=False)
     try:
         outcome = ocr.read(write(tmp_path, "p.pdf", sample.content).path, "p.pdf", "", "eng")
     finally:
@@ -488,7 +488,7 @@ def test_config_problems_name_the_key(tmp_path: Path) -> None:
     problems = {(p.path, p.message) for p in App(pm=pm, config=config).check_config(config)}
     base = ("plugins", "ocr")
     assert ((*base, "workers"), "must be between 1 and 256") in problems
-    assert ((*base, "engine"), "must be one of pytesseract, tesserocr") in problems
+    assert ((*base, "engine"), "must be one of libtesseract, pytesseract, tesserocr") in problems
     assert ((*base, "langauges"), "unknown option (did you mean languages?)") in problems
     assert ((*base, "languages_by_receiver", "089 123"),
             "not a phone number in international form (e.g. +498912345678)") in problems

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -48,18 +49,39 @@ def test_model_and_tessdata_are_not_both_set(tmp_path: Path) -> None:
     assert OcrOptions(tessdata=str(tmp_path)).model_folder == str(tmp_path)
 
 
-def test_pages_are_read_with_the_model_s_folder(standard: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("engine", ["libtesseract", "pytesseract"])
+def test_pages_are_read_with_the_model_s_folder(standard: Path, tmp_path: Path,
+                                                engine: str) -> None:
     # A copy of tesseract's own model stands in for the 23 MB standard one.
     for name in ("eng.traineddata", "osd.traineddata"):
         shutil.copy(Path(find_tessdata(), name), standard)
     sample = make_fax(kind="order", pages=1, resolution="fine", fmt="tiff", seed=2)
     path = tmp_path / "m.tif"
     path.write_bytes(sample.content)
-    ocr = OcrService(OcrOptions(model="standard", cache=False, workers=1), None)
+    ocr = OcrService(OcrOptions(model="standard", cache=False, workers=1, engine=engine), None)
     try:
-        assert f"--tessdata-dir {standard}" in getattr(ocr.engine, "folder", "")
         outcome = ocr.read(path, path.name, "", "eng")
+        if engine == "pytesseract":
+            assert f"--tessdata-dir {standard}" in getattr(ocr.engine, "folder", "")
+        else:  # the child that read the page was started with the folder
+            assert [str(standard)] == [args[2] for args in _libtess_children()]
     finally:
         ocr.close()
     assert OcrOptions(model="standard").fingerprint() != OcrOptions().fingerprint()
     assert cer(sample.page_texts[0], outcome.pages[0].text) < 0.01
+
+
+def _libtess_children() -> list[list[str]]:
+    """The command lines of this process's libtesseract children."""
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            stat = (entry / "stat").read_text()
+            args = (entry / "cmdline").read_bytes().decode().split("\0")
+        except OSError:
+            continue
+        if int(stat[stat.rindex(")") + 2:].split()[1]) == os.getpid() and \
+                any(a.endswith("libtess_child.py") for a in args):
+            found.append(args[args.index(next(a for a in args
+                                               if a.endswith("libtess_child.py"))):])
+    return found

@@ -16,6 +16,7 @@ from faxflow.config import Config, ConfigProblem
 from faxflow.hookspecs import hookimpl
 from faxflow.types import Document, Fax, PageText
 from faxflow_ocr import options as opts
+from faxflow_ocr.libtess import find_library
 from faxflow_ocr.service import OcrService
 
 log = logging.getLogger("faxflow.ocr")
@@ -34,6 +35,12 @@ def faxflow_check_config(config: Config) -> list[ConfigProblem]:
             problems.append(ConfigProblem(("plugins", "ocr", key),
                                           f"{value} needs the Python package {package} "
                                           f"(pip install {package})"))
+    if parsed.engine == "libtesseract" and find_library() is None:
+        problems.append(ConfigProblem(("plugins", "ocr", "engine"),
+                                      'engine = "libtesseract" (the default) needs '
+                                      "tesseract's library, libtesseract (Debian: libtesseract5, "
+                                      'installed with tesseract-ocr); or set engine = '
+                                      '"pytesseract" to run the tesseract command per page'))
     lock_timeout = config.retarus.lock_timeout
     if parsed.document_timeout is not None and parsed.document_timeout >= lock_timeout:
         problems.append(ConfigProblem(("plugins", "ocr", "document_timeout"),

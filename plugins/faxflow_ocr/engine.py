@@ -1,5 +1,6 @@
-"""The OCR engines: pytesseract (tesseract CLI per page, the default) and tesserocr (the
-tesseract library kept loaded in this process, about 11-20% less time per page)."""
+"""The OCR engines: pytesseract (the tesseract CLI per page) and tesserocr (the tesseract
+library kept loaded in this process, about 11-20% less time per page); libtess.py has the
+default, libtesseract. What they share: the page file for tesseract and its TSV."""
 
 from __future__ import annotations
 
@@ -303,9 +304,3 @@ def find_tessdata() -> str:
         if Path(folder, "eng.traineddata").is_file():
             return folder
     raise RuntimeError("no tessdata folder found; set tessdata in [plugins.ocr]")
-
-
-def make_engine(name: str, tessdata: str | None, workers: int) -> Engine:
-    if name == "tesserocr":
-        return TesserocrEngine(tessdata, workers)
-    return PytesseractEngine(tessdata)

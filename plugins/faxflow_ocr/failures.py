@@ -35,10 +35,10 @@ def is_transient(exc: BaseException) -> bool:
         return True
     if _tool_missing(exc):
         return True
-    # A tesseract killed by SIGKILL that we did not kill (our timeouts raise their own
-    # errors): the kernel's out-of-memory killer.
+    # A tesseract (the CLI, or libtesseract's child) killed by SIGKILL that we did not kill
+    # (our timeouts raise their own errors): the kernel's out-of-memory killer.
     status = getattr(exc, "status", None)
-    return type(exc).__name__ == "TesseractError" and status == -9
+    return type(exc).__name__ in ("TesseractError", "TesseractFailed") and status == -9
 
 
 def _tool_missing(exc: BaseException) -> bool:

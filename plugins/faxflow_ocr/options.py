@@ -15,7 +15,7 @@ import phonenumbers
 
 from faxflow.config import ConfigProblem
 
-ENGINES = ("pytesseract", "tesserocr")
+ENGINES = ("libtesseract", "pytesseract", "tesserocr")
 RASTERIZERS = ("pdf2image", "extract")
 ORIENTATION = ("auto", "always", "off")
 DESPECKLE = ("auto", "always", "off")
@@ -34,7 +34,7 @@ class OcrOptions:
     languages_by_receiver: dict[str, str] = field(default_factory=dict)  # E.164 -> languages
     psm: int = 4  # one column of rows: keeps invoice table rows together (psm 3 splits them)
     workers: int = os.cpu_count() or 1
-    engine: str = "pytesseract"
+    engine: str = "libtesseract"  # tesseract kept loaded in a child process (libtess.py)
     rasterizer: str = "extract"  # the fax image itself; other pages fall back to pdf2image
     dpi: int = 200  # for PDF pages that are not one fax image (those keep their own pixels)
     orientation: str = "auto"  # auto: OSD only when the first pass has low confidence
@@ -165,8 +165,9 @@ def parse(table: dict[str, Any], installed: set[str] | None = None,
             if by_receiver is not None:
                 values[key] = by_receiver
     options = OcrOptions(**values)
-    if options.searchable_pdf and options.engine != "pytesseract":
-        problem("searchable_pdf", "needs engine = \"pytesseract\" (tesseract's PDF renderer)")
+    if options.searchable_pdf and options.engine == "tesserocr":
+        problem("searchable_pdf", 'needs engine = "libtesseract" or "pytesseract" '
+                "(tesseract's PDF renderer)")
     if options.tessdata and not Path(options.tessdata).is_dir():
         problem("tessdata", f"no such folder: {options.tessdata}")
     if options.tessdata and "model" in values and options.model != "fast":

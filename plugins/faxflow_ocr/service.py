@@ -26,8 +26,9 @@ from faxflow_ocr import document as doc
 from faxflow_ocr import searchable
 from faxflow_ocr.budget import Budget, OutOfTime
 from faxflow_ocr.cache import TextCache
-from faxflow_ocr.engine import Engine, make_engine
+from faxflow_ocr.engine import Engine
 from faxflow_ocr.failures import document_error, is_transient
+from faxflow_ocr.libtess import make_engine
 from faxflow_ocr.options import OcrOptions
 from faxflow_ocr.page import PageResult, read_page
 from faxflow_ocr.raster import PageTooLarge

@@ -1,0 +1,205 @@
+"""The libtesseract engine (the default): tesseract's own library kept loaded in a child
+process. Real tesseract, real child processes, real signals; nothing is mocked except where
+a test says so."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import faxflow_ocr
+import faxflow_ocr.libtess
+import pluggy
+import pytest
+from faxflow_ocr.engine import PytesseractEngine
+from faxflow_ocr.failures import is_transient
+from faxflow_ocr.libtess import LibtessEngine, TesseractFailed, find_library
+from faxflow_ocr.options import OcrOptions
+from faxflow_ocr.service import OcrService
+from PIL import Image
+
+import faxflow.config
+import faxflow.hookspecs
+from faxflow.app import App
+from faxflow.samples import make_fax
+
+LIBRARY = find_library()
+pytestmark = pytest.mark.skipif(LIBRARY is None, reason="no libtesseract on this machine")
+
+
+def page(resolution: str = "fine", noisy: bool = False, seed: int = 2) -> Image.Image:
+    sample = make_fax(kind="letter", pages=1, resolution=resolution, noisy=noisy,  # type: ignore[arg-type]
+                      fmt="tiff", seed=seed)
+    return Image.open(io.BytesIO(sample.content)).convert("L")
+
+
+def engine(workers: int = 1) -> LibtessEngine:
+    assert LIBRARY is not None
+    return LibtessEngine(LIBRARY, None, workers)
+
+
+def children() -> dict[int, str]:
+    """pid -> state of this process's libtesseract children."""
+    found = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        state, ppid = stat[stat.rindex(")") + 2:].split()[:2]
+        if int(ppid) == os.getpid() and b"libtess_child.py" in command:
+            found[int(entry.name)] = state
+    return found
+
+
+def test_it_reads_exactly_what_the_tesseract_command_reads(tmp_path: Path) -> None:
+    """Same TSV renderer, same library: the text and confidences of the CLI, for a
+    black-and-white page (PBM) and a smoothed 8-bit one (PGM)."""
+    bilevel = page()
+    smoothed = page("standard", noisy=True, seed=3)
+    smoothed = smoothed.resize((smoothed.width, smoothed.height * 2))
+    library, command = engine(), PytesseractEngine()
+    try:
+        for image in (bilevel, smoothed):
+            mine = library.ocr(image, "eng", 4, 204, 60, scratch=tmp_path)
+            theirs = command.ocr(image, "eng", 4, 204, 60, scratch=tmp_path)
+            assert mine.text == theirs.text and mine.text.count("\n") > 10
+            assert mine.confidence == theirs.confidence and mine.words == theirs.words
+    finally:
+        library.close()
+    assert list(tmp_path.iterdir()) == []  # page files, TSV and .err removed
+
+
+def test_one_child_reads_page_after_page_and_ends_with_the_engine(tmp_path: Path) -> None:
+    image = page()
+    library = engine()
+    try:
+        for _ in range(3):
+            library.ocr(image, "eng", 4, 204, 60, scratch=tmp_path)
+        assert len(children()) == 1
+    finally:
+        library.close()
+    assert children() == {}  # ended and reaped, no zombie
+
+
+def test_a_page_past_its_time_kills_the_child_and_the_next_page_gets_a_new_one(
+        tmp_path: Path) -> None:
+    image = page()
+    library = engine()
+    try:
+        library.ocr(image, "eng", 4, 204, 60, scratch=tmp_path)
+        (first,) = children()
+        started = time.monotonic()
+        with pytest.raises(TimeoutError, match=r"took longer than 0\.2 s"):
+            library.ocr(image, "eng", 4, 204, 0.2, scratch=tmp_path)
+        assert time.monotonic() - started < 1.5
+        assert first not in children()  # killed and reaped, not left reading
+        result = library.ocr(image, "eng", 4, 204, 60, scratch=tmp_path)
+        assert "Page 1" in result.text or result.words > 50
+        assert len(children()) == 1 and first not in children()
+    finally:
+        library.close()
+
+
+def test_a_child_killed_from_outside_is_a_transient_failure_and_is_replaced(
+        tmp_path: Path) -> None:
+    """SIGKILL from outside, as the kernel's OOM killer sends it, in the middle of a page:
+    the fax comes back later (transient); the next page is read by a new child."""
+    image = page()
+    library = engine()
+    try:
+        library.ocr(image, "eng", 4, 204, 60, scratch=tmp_path)
+        (pid,) = children()
+        killer = threading.Timer(0.3, os.kill, (pid, signal.SIGKILL))
+        killer.start()
+        with pytest.raises(TesseractFailed) as caught:
+            library.ocr(image, "eng", 4, 204, 60, scratch=tmp_path)
+        killer.join()
+        assert caught.value.status == -signal.SIGKILL
+        assert str(caught.value) == "tesseract stopped (signal 9)"
+        assert is_transient(caught.value)
+        assert library.ocr(image, "eng", 4, 204, 60, scratch=tmp_path).words > 50
+    finally:
+        library.close()
+
+
+def test_a_file_tesseract_cannot_read_is_the_page_s_error_and_the_child_lives_on(
+        tmp_path: Path) -> None:
+    library = engine()
+    try:
+        library.ocr(page(), "eng", 4, 204, 60, scratch=tmp_path)
+        (pid,) = children()
+        with library._child("eng") as child:
+            answer = child.call({"op": "ocr", "image": str(tmp_path / "missing.pnm"),
+                                 "base": str(tmp_path / "x"), "psm": 4, "dpi": 200,
+                                 "pdf": False}, 30)
+        assert answer == {"ok": False, "error": "tesseract failed"}
+        assert "missing.pnm" in (tmp_path / "x.err").read_text()  # tesseract's own words
+        assert not is_transient(TesseractFailed("tesseract failed", None))
+        assert list(children()) == [pid]
+    finally:
+        library.close()
+
+
+def test_orientation_from_the_child_turns_a_page_upright(tmp_path: Path) -> None:
+    image = page("fine", seed=4)
+    library, command = engine(), PytesseractEngine()
+    try:
+        for turn in (90, 180, 270):
+            turned = image.rotate(turn, expand=True)
+            back = library.rotation(turned, 204, 60, tmp_path)
+            assert back == (360 - turn) % 360
+            assert back == command.rotation(turned, 204, 60, tmp_path)
+        assert library.rotation(Image.new("L", (800, 1000), 255), 204, 60, tmp_path) is None
+    finally:
+        library.close()
+
+
+def test_idle_children_are_at_most_one_per_pool_thread(tmp_path: Path) -> None:
+    """Faxes in three language sets through a one-thread pool: one child kept idle, not
+    three (each holds a loaded model)."""
+    image = page()
+    library = engine(workers=1)
+    try:
+        for languages in ("eng", "deu", "eng+deu"):
+            library.ocr(image, languages, 4, 204, 60, scratch=tmp_path)
+        assert len(children()) == 1
+    finally:
+        library.close()
+
+
+def test_a_searchable_pdf_comes_from_the_child(tmp_path: Path) -> None:
+    sample = make_fax(kind="invoice", pages=2, resolution="fine", fmt="pdf", seed=5)
+    source = tmp_path / "in.pdf"
+    source.write_bytes(sample.content)
+    ocr = OcrService(OcrOptions(cache=False, workers=2), tmp_path / "cache")
+    try:
+        outcome = ocr.read(source, "in.pdf", "", "eng", tmp_path / "out.pdf")
+    finally:
+        ocr.close()
+    assert isinstance(ocr.engine, LibtessEngine)
+    text = subprocess.run(["pdftotext", str(tmp_path / "out.pdf"), "-"], capture_output=True,
+                          text=True, check=True).stdout
+    assert outcome.searchable_pdf and "Page 2" in text and "INVOICE" in text.upper()
+
+
+def test_the_config_check_says_when_the_library_is_missing(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Mocked: this machine has the library; a machine without it is what is pretended."""
+    monkeypatch.setattr(faxflow_ocr, "find_library", lambda: None)
+    pm = pluggy.PluginManager("faxflow")
+    pm.add_hookspecs(faxflow.hookspecs)
+    pm.register(faxflow_ocr, name="ocr")
+    for table, expected in (("", True), ('engine = "pytesseract"', False)):
+        config, _ = faxflow.config.parse(f"[plugins.ocr]\n{table}\n")
+        problems = App(pm=pm, config=config).check_config(config)
+        found = [p.message for p in problems if p.path == ("plugins", "ocr", "engine")]
+        assert bool(found) is expected
+        if expected:
+            assert "libtesseract" in found[0] and 'engine = "pytesseract"' in found[0]
