@@ -9,7 +9,6 @@ with a light clean-up (docs/barcodes.md has the measurements behind each step).
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Iterable
 from functools import cache
@@ -18,6 +17,7 @@ from typing import Any
 from PIL import Image, ImageFilter
 
 from faxflow.types import MAX_BARCODE_VALUE, Barcode
+from faxflow_ocr import prep
 
 log = logging.getLogger("faxflow.ocr")
 
@@ -79,8 +79,8 @@ class Reader:
         self._read(gray, self.formats, errors=True, rotate=False)
 
     def retry(self, cleaned: Image.Image | None = None, turned: float = 0.0) -> None:
-        """`cleaned`: the page cleaned up (None: a box blur is made here), turned `turned`
-        degrees counter-clockwise from the page `first` read (levelled)."""
+        """`cleaned`: the page cleaned up (None: a box blur is made here), levelled by
+        `turned` degrees from the page `first` read (prep.deskew)."""
         if self.codes or not self.formats:
             return
         formats = self.formats if self.seen else \
@@ -113,22 +113,13 @@ class Reader:
         corners = [(c.x, c.y) for c in (p.top_left, p.top_right, p.bottom_right,
                                          p.bottom_left)]
         if turned:
-            corners = [unturn(x, y, size, turned) for x, y in corners]
+            corners = [prep.unlevel(x, y, size, turned) for x, y in corners]
         xs, ys = [c[0] for c in corners], [c[1] for c in corners]
         box = (round(min(xs) * self.scale, 1), round(min(ys) * self.yscale, 1),
                round(max(xs) * self.scale, 1), round(max(ys) * self.yscale, 1))
         name = code.format.name
         return Barcode(code.text[:MAX_BARCODE_VALUE], NAMES.get(name, name.lower()),
                        self.page, "", box, int(code.orientation))
-
-
-def unturn(x: float, y: float, size: tuple[int, int], degrees: float) -> tuple[float, float]:
-    """Where a point of a page turned `degrees` counter-clockwise about its centre (PIL's
-    rotate, y pointing down) was before the turn."""
-    cx, cy = size[0] / 2, size[1] / 2
-    a = math.radians(degrees)
-    dx, dy = x - cx, y - cy
-    return cx + dx * math.cos(a) - dy * math.sin(a), cy + dx * math.sin(a) + dy * math.cos(a)
 
 
 def read(gray: Image.Image, dpi: float, formats: Iterable[str], page: int = 0,

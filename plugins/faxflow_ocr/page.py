@@ -18,10 +18,10 @@ from faxflow_ocr.document import PageInfo
 from faxflow_ocr.engine import Engine, OcrResult
 from faxflow_ocr.options import OcrOptions
 
-# Degrees; below this a turn only resamples the page: across a column the lines drift by
-# under a fifth of a line, which tesseract's own line finding follows, and the layout
-# measures in 0.1 degree steps. A real magazine page measured 0.2 lost its heading when
-# levelled (docs/benchmarks.md, real documents); a level 300 dpi page costs ~0.1 s.
+# Degrees; below this levelling is not worth it: across a column the lines drift by under a
+# fifth of a line, which tesseract's own line finding follows, and the layout measures in
+# 0.1 degree steps. A real magazine page measured 0.2 lost its heading when levelled
+# (docs/benchmarks.md, real documents; then by a turn, now prep.deskew shears).
 MIN_SKEW = 0.3
 
 

@@ -141,11 +141,38 @@ def smooth(gray: Image.Image, standard: bool, noisy: bool) -> Image.Image:
 
 
 def deskew(gray: Image.Image, angle: float) -> Image.Image:
-    # Bilinear: half the time of bicubic (113 vs 262 ms on a 300 dpi page) and as good
-    # (25 noisy fine pages 0.40% vs 0.44% CER, 10 clean fine pages skewed 0.8-1 degree
-    # 0.18% vs 0.22%); nearest neighbour measured worse (0.56%, 0.37%): the grays at the
-    # strokes' edges help tesseract, as smoothing does.
-    return gray.rotate(angle, resample=Image.Resampling.BILINEAR, fillcolor=255)
+    """The page levelled by `angle` degrees (counter-clockwise, as `Layout.skew` gives it)
+    by shifting each column up or down (a vertical shear about the page's centre), whole
+    pixels at a time, instead of turning it.
+
+    For the few degrees levelled, a shear straightens the lines as a turn does and leaves
+    the glyphs slanted by that angle, which tesseract does not mind; it copies pixels
+    instead of resampling them (2 ms instead of 60 ms on a fine page, and a black and white
+    page stays one, so tesseract does not threshold it again). On 15 noisy pages per
+    resolution (seeds 1-3, skewed 0.5-1.5 degrees) CER measured 1.33% against 1.53% for a
+    bilinear turn on standard pages, 0.42% against 0.38% on fine ones, at 0.87-0.92x
+    the CPU per page."""
+    slope = math.tan(math.radians(angle))
+    width, height = gray.size
+    levelled = Image.new(gray.mode, gray.size, 255)
+    x = 0
+    while x < width:
+        shift = _shift(x, width, slope)
+        end = x + 1
+        while end < width and _shift(end, width, slope) == shift:
+            end += 1  # a strip of columns with the same shift is one copy
+        levelled.paste(gray.crop((x, 0, end, height)), (x, -shift))
+        x = end
+    return levelled
+
+
+def _shift(x: int, width: int, slope: float) -> int:
+    return round((x - width / 2) * slope)
+
+
+def unlevel(x: float, y: float, size: tuple[int, int], angle: float) -> tuple[float, float]:
+    """Where a point of a page levelled by `deskew(page, angle)` was on the page before."""
+    return x, y + _shift(int(x), size[0], math.tan(math.radians(angle)))
 
 
 # --- text-line layout: orientation and skew before tesseract reads the page ------------------
