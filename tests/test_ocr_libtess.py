@@ -8,6 +8,7 @@ import io
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -44,7 +45,21 @@ def engine(workers: int = 1) -> LibtessEngine:
 
 
 def children() -> dict[int, str]:
-    """pid -> state of this process's libtesseract children."""
+    """pid -> state of this process's libtesseract children started since the test began
+    (other tests' engines may still be closing theirs)."""
+    return {pid: state for pid, state in all_children().items() if pid not in BEFORE}
+
+
+BEFORE: set[int] = set()
+
+
+@pytest.fixture(autouse=True)
+def _others() -> None:
+    BEFORE.clear()
+    BEFORE.update(all_children())
+
+
+def all_children() -> dict[int, str]:
     found = {}
     for entry in Path("/proc").glob("[0-9]*"):
         try:
@@ -86,6 +101,14 @@ def test_one_child_reads_page_after_page_and_ends_with_the_engine(tmp_path: Path
     finally:
         library.close()
     assert children() == {}  # ended and reaped, no zombie
+
+
+def test_an_engine_dropped_without_close_ends_its_children(tmp_path: Path) -> None:
+    library = engine()
+    library.ocr(page(), "eng", 4, 204, 60, scratch=tmp_path)
+    assert len(children()) == 1
+    del library  # the last reference: the finalizer closes the idle child
+    assert children() == {}
 
 
 def test_a_page_past_its_time_kills_the_child_and_the_next_page_gets_a_new_one(
@@ -135,7 +158,7 @@ def test_a_file_tesseract_cannot_read_is_the_page_s_error_and_the_child_lives_on
     try:
         library.ocr(page(), "eng", 4, 204, 60, scratch=tmp_path)
         (pid,) = children()
-        with library._child("eng") as child:
+        with library._child("eng", 30) as child:
             answer = child.call({"op": "ocr", "image": str(tmp_path / "missing.pnm"),
                                  "base": str(tmp_path / "x"), "psm": 4, "dpi": 200,
                                  "pdf": False}, 30)
@@ -203,3 +226,120 @@ def test_the_config_check_says_when_the_library_is_missing(
         assert bool(found) is expected
         if expected:
             assert "libtesseract" in found[0] and 'engine = "pytesseract"' in found[0]
+
+
+# --- what an outside review found (each failed before its fix) -----------------------------
+
+
+def test_a_child_s_start_counts_in_the_page_s_time(tmp_path: Path) -> None:
+    """A model file that never finishes loading (a FIFO nobody writes): the page fails at
+    its own limit, not after the 30 s a start may take."""
+    folder = tmp_path / "tessdata"
+    folder.mkdir()
+    os.mkfifo(folder / "eng.traineddata")
+    assert LIBRARY is not None
+    library = LibtessEngine(LIBRARY, str(folder), 1)
+    started = time.monotonic()
+    try:
+        with pytest.raises(TimeoutError):
+            library.ocr(page(), "eng", 4, 204, 1.0, scratch=tmp_path)
+    finally:
+        library.close()
+    assert time.monotonic() - started < 3
+    assert children() == {}
+
+
+def test_a_model_that_cannot_load_is_the_machine_s_fault(tmp_path: Path) -> None:
+    """A damaged model: the fax comes back later (transient), as when the tesseract
+    command is missing; it is not delivered with pages 'that could not be read'."""
+    folder = tmp_path / "tessdata"
+    folder.mkdir()
+    (folder / "eng.traineddata").write_bytes(b"not a model" * 100)
+    assert LIBRARY is not None
+    library = LibtessEngine(LIBRARY, str(folder), 1)
+    try:
+        with pytest.raises(faxflow_ocr.libtess.StartFailed) as caught:
+            library.ocr(page(), "eng", 4, 204, 30, scratch=tmp_path)
+    finally:
+        library.close()
+    assert is_transient(caught.value)
+    assert children() == {}
+
+
+def test_a_child_that_died_before_its_request_is_a_transient_failure(
+        tmp_path: Path) -> None:
+    library = engine()
+    try:
+        library.ocr(page(), "eng", 4, 204, 60, scratch=tmp_path)
+        with pytest.raises(TesseractFailed) as caught, library._child("eng", 30) as child:
+            os.kill(child.proc.pid, signal.SIGKILL)
+            while child.alive:
+                time.sleep(0.01)
+            child.call({"op": "ocr", "image": "x", "base": str(tmp_path / "x"),
+                        "psm": 4, "dpi": 200, "pdf": False, "timeout": 30}, 30)
+        assert caught.value.status == -signal.SIGKILL and is_transient(caught.value)
+        assert child.proc.stdin is not None and child.proc.stdin.closed
+        assert child.proc.stdout is not None and child.proc.stdout.closed
+    finally:
+        library.close()
+
+
+def test_a_child_killed_while_idle_is_replaced_not_kept(tmp_path: Path) -> None:
+    library = engine(workers=2)
+    try:
+        library.ocr(page(), "eng", 4, 204, 60, scratch=tmp_path)
+        (dead,) = children()
+        os.kill(dead, signal.SIGKILL)
+        time.sleep(0.2)
+        for _ in range(3):
+            assert library.ocr(page(), "eng", 4, 204, 60, scratch=tmp_path).words > 50
+        assert dead not in children()  # reaped: not even a zombie
+        assert len(children()) == 1 and library._idle.qsize() == 1
+    finally:
+        library.close()
+
+
+@pytest.mark.parametrize("first_pixel", [9, 10, 32])
+def test_orientation_does_not_depend_on_the_page_s_first_pixel(
+        tmp_path: Path, first_pixel: int) -> None:
+    """Pixel values that are whitespace in a PGM header (tab, newline, space) at the start
+    of the page: a sender could otherwise switch the orientation check off."""
+    turned = page("fine", seed=4).rotate(90, expand=True)
+    turned.putpixel((0, 0), first_pixel)
+    library = engine()
+    try:
+        assert library.rotation(turned, 204, 60, tmp_path) == 270
+    finally:
+        library.close()
+
+
+def test_children_end_with_a_worker_that_is_killed(tmp_path: Path) -> None:
+    """SIGKILL to the worker: its child does not go on reading on its own."""
+    script = tmp_path / "worker.py"
+    script.write_text(
+        "import io, sys, time\n"
+        "from PIL import Image\n"
+        "from faxflow.samples import make_fax\n"
+        "from faxflow_ocr.libtess import LibtessEngine, find_library\n"
+        "sample = make_fax(kind='letter', pages=1, resolution='fine', fmt='tiff', seed=2)\n"
+        "image = Image.open(io.BytesIO(sample.content)).convert('L')\n"
+        "engine = LibtessEngine(find_library(), None, 1)\n"
+        "engine.ocr(image, 'eng', 4, 204, 60)\n"
+        "print(list(engine._idle.queue)[0].proc.pid, flush=True)\n"
+        "engine.ocr(image, 'eng', 4, 204, 60)\n")
+    worker = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE,
+                              text=True)
+    assert worker.stdout is not None
+    child = int(worker.stdout.readline())
+    time.sleep(0.2)  # the child is reading the second page now
+    worker.kill()
+    worker.wait()
+    # at once: the page it was reading takes ~1 s, and with nobody left to answer it would
+    # have ended only after it, on EOF
+    deadline = time.monotonic() + 0.4
+    while Path(f"/proc/{child}").exists() and time.monotonic() < deadline:
+        state = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        if state == "Z":
+            break
+        time.sleep(0.05)
+    assert not Path(f"/proc/{child}").exists() or state == "Z"

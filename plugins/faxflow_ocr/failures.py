@@ -42,8 +42,10 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def _tool_missing(exc: BaseException) -> bool:
-    # pytesseract's TesseractNotFoundError and pdf2image's PDFInfoNotInstalledError
-    return type(exc).__name__ in ("TesseractNotFoundError", "PDFInfoNotInstalledError")
+    # pytesseract's TesseractNotFoundError, pdf2image's PDFInfoNotInstalledError, and a
+    # libtesseract child that could not load tesseract (libtess.StartFailed)
+    return type(exc).__name__ in ("TesseractNotFoundError", "PDFInfoNotInstalledError",
+                                  "StartFailed")
 
 
 def describe(exc: BaseException, path: Path | None = None) -> str:

@@ -11,6 +11,7 @@ page that crashes tesseract takes down only the child, which the next page repla
 
 from __future__ import annotations
 
+import contextlib
 import ctypes.util
 import json
 import os
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -30,6 +32,7 @@ from PIL import Image
 
 from faxflow_ocr import engine as cli
 from faxflow_ocr.engine import OcrResult, parse_tsv, replace_picture
+from faxflow_ocr.failures import is_transient
 from faxflow_ocr.tools import limit_threads
 
 CHILD = Path(__file__).with_name("libtess_child.py")
@@ -64,24 +67,43 @@ class TesseractFailed(RuntimeError):
         self.status = status
 
 
+class StartFailed(TesseractFailed):
+    """A child could not load tesseract (a model file missing or unreadable, the library
+    broken): the machine's fault, not the page's, so the fax comes back later, as when the
+    tesseract command is missing (failures.is_transient)."""
+
+
 class _Child:
     """One child process: tesseract loaded with one set of languages."""
 
-    def __init__(self, library: str, tessdata: str | None, languages: str) -> None:
+    def __init__(self, library: str, tessdata: str | None, languages: str,
+                 timeout: float) -> None:
+        """`timeout`: seconds the start may take (at most START_SECONDS)."""
         self.languages = languages
         self.pages = 0
         self.busy = False  # a request is out and its answer not read: unusable if left so
         self._buffer = b""
         self.proc = subprocess.Popen(
-            [sys.executable, "-I", "-S", str(CHILD), library, tessdata or "", languages],
+            [sys.executable, "-I", "-S", str(CHILD), library, tessdata or "", languages,
+             str(os.getpid())],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             env={**os.environ, "OMP_THREAD_LIMIT": "1"})
-        ready = self._answer(START_SECONDS, "start")
+        try:
+            ready = self._answer(min(START_SECONDS, timeout), "start")
+        except TesseractFailed as exc:
+            self.stop()
+            raise StartFailed(f"tesseract did not start: {exc}", exc.status) from None
+        except BaseException:
+            self.stop()
+            raise
         if not ready.get("ok"):
             self.stop()
-            raise TesseractFailed(str(ready.get("error", "tesseract did not start")))
+            raise StartFailed(str(ready.get("error", "tesseract did not start")))
 
-    def call(self, request: dict[str, Any], timeout: float) -> dict[str, Any]:
+    def call(self, request: dict[str, Any], timeout: float,
+             limit: float | None = None) -> dict[str, Any]:
+        """The child's answer to `request` within `timeout` seconds; `limit`: the time
+        the caller had in all, for the message when it runs out."""
         stdin: IO[bytes] = self.proc.stdin  # type: ignore[assignment]
         self.busy = True
         try:
@@ -90,18 +112,22 @@ class _Child:
         except (BrokenPipeError, OSError):
             raise self._ended() from None
         self.pages += 1
-        answer = self._answer(timeout, request["op"])
+        answer = self._answer(timeout, request["op"], limit)
         self.busy = False
         return answer
 
-    def _answer(self, timeout: float, what: str) -> dict[str, Any]:
+    def _answer(self, timeout: float, what: str, limit: float | None = None,
+                ) -> dict[str, Any]:
         out: IO[bytes] = self.proc.stdout  # type: ignore[assignment]
         deadline = time.monotonic() + timeout
+        waiting = select.poll()  # not select(): a busy worker may hold fds above 1024
+        waiting.register(out, select.POLLIN)
         while b"\n" not in self._buffer:
             left = deadline - time.monotonic()
-            if left <= 0 or not select.select([out], [], [], left)[0]:
+            if left <= 0 or not waiting.poll(left * 1000):
                 self.stop()
-                raise TimeoutError(f"tesseract ({what}) took longer than {timeout:.3g} s")
+                raise TimeoutError(f"tesseract ({what}) took longer than "
+                                   f"{limit or timeout:.3g} s")
             chunk = os.read(out.fileno(), 65536)
             if not chunk:
                 raise self._ended()
@@ -126,7 +152,9 @@ class _Child:
         self.proc.wait()
         for pipe in (self.proc.stdin, self.proc.stdout):
             if pipe is not None:
-                pipe.close()
+                # closing stdin flushes a request a dead child never read: EPIPE
+                with contextlib.suppress(OSError):
+                    pipe.close()
 
     def close(self) -> None:
         """Let the child end by itself (EOF on its stdin), killing it if it does not."""
@@ -152,11 +180,15 @@ class LibtessEngine(cli._Counter):
         self._idle: queue.LifoQueue[_Child] = queue.LifoQueue()
         self._lock = threading.Lock()
         self._closed = False
+        # An engine dropped without close() (a tool, a test, a service replaced) must not
+        # leave its children waiting for pages for as long as this process lives.
+        self._release = weakref.finalize(self, _close_idle, self._idle, self._lock)
 
     @contextmanager
-    def _child(self, languages: str | None) -> Iterator[_Child]:
-        """An idle child with `languages` (None: any, for OSD), else a new one."""
-        child = self._take(languages)
+    def _child(self, languages: str | None, timeout: float) -> Iterator[_Child]:
+        """An idle child with `languages` (None: any, for OSD), else a new one started
+        within `timeout` seconds."""
+        child = self._take(languages, timeout)
         try:
             yield child
         finally:
@@ -164,8 +196,9 @@ class LibtessEngine(cli._Counter):
                 child.stop()
             self._give_back(child)
 
-    def _take(self, languages: str | None) -> _Child:
+    def _take(self, languages: str | None, timeout: float) -> _Child:
         others: list[_Child] = []
+        dead: list[_Child] = []
         found = None
         with self._lock:
             while found is None:
@@ -173,14 +206,18 @@ class LibtessEngine(cli._Counter):
                     child = self._idle.get_nowait()
                 except queue.Empty:
                     break
-                if languages in (None, child.languages) and child.alive:
+                if not child.alive:  # killed while idle (the OOM killer): replaced
+                    dead.append(child)
+                elif languages in (None, child.languages):
                     found = child
                 else:
                     others.append(child)
-            for other in others:
+            for other in reversed(others):
                 self._idle.put(other)
+        for child in dead:
+            child.stop()
         # OSD has its own model: a child started for it alone loads only that.
-        return found or _Child(self.library, self.tessdata, languages or "osd")
+        return found or _Child(self.library, self.tessdata, languages or "osd", timeout)
 
     def _give_back(self, child: _Child) -> None:
         if not child.alive or child.pages >= PAGES_PER_CHILD:
@@ -207,10 +244,13 @@ class LibtessEngine(cli._Counter):
             want_pdf: bool = False, picture: Image.Image | None = None,
             scratch: Path | None = None) -> OcrResult:
         self.count()
+        deadline = time.monotonic() + timeout  # a child's start counts in the page's time
         with cli._files(cli._for_cli(image), scratch) as (base, input_file), \
-                self._child(languages) as child:
+                self._child(languages, timeout) as child:
+            left = _left(deadline, timeout)
             answer = child.call({"op": "ocr", "image": input_file, "base": base, "psm": psm,
-                                 "dpi": dpi, "pdf": want_pdf}, timeout)
+                                 "dpi": dpi, "pdf": want_pdf, "timeout": left}, left,
+                                timeout)
             if not answer.get("ok"):
                 raise TesseractFailed(_message(answer, base))
             tsv = cli._output(f"{base}.tsv").decode("utf-8", "replace")
@@ -223,11 +263,17 @@ class LibtessEngine(cli._Counter):
     def rotation(self, image: Image.Image, dpi: int, timeout: float,
                  scratch: Path | None = None) -> int | None:
         self.count()
+        deadline = time.monotonic() + timeout
         gray = image if image.mode == "L" else image.convert("L")
-        with cli._files(gray, scratch) as (base, input_file), \
-                self._child(None) as child:
-            answer = child.call({"op": "osd", "image": input_file, "base": base, "dpi": dpi},
-                                timeout)
+        try:
+            with cli._files(gray, scratch) as (base, input_file), \
+                    self._child(None, timeout) as child:
+                answer = child.call({"op": "osd", "image": input_file, "base": base,
+                                     "dpi": dpi}, _left(deadline, timeout), timeout)
+        except TesseractFailed as exc:
+            if is_transient(exc):
+                raise
+            return None  # OSD crashed on this page: keep the page's first read, as the CLI
         if not answer.get("ok") or float(answer.get("confidence", 0.0)) < 2.0:
             return None  # too few characters to tell
         # tesseract's orient_deg turned counter-clockwise makes the page upright, as PIL
@@ -236,10 +282,22 @@ class LibtessEngine(cli._Counter):
 
     def close(self) -> None:
         with self._lock:
-            self._closed = True
-            children = [self._idle.get_nowait() for _ in range(self._idle.qsize())]
-        for child in children:
-            child.close()
+            self._closed = True  # children still reading are closed when given back
+        self._release()
+
+
+def _close_idle(idle: queue.LifoQueue[_Child], lock: threading.Lock) -> None:
+    with lock:
+        children = [idle.get_nowait() for _ in range(idle.qsize())]
+    for child in children:
+        child.close()
+
+
+def _left(deadline: float, timeout: float) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError(f"tesseract took longer than {timeout:.3g} s (starting)")
+    return left
 
 
 def _message(answer: dict[str, Any], base: str) -> str:

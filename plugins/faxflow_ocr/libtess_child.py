@@ -1,12 +1,13 @@
 """The child process of the libtesseract engine (libtess.py): tesseract's library loaded once,
 then page after page read the way the CLI reads a file.
 
-Run as a file with `python -I -S libtess_child.py LIBRARY TESSDATA LANGUAGES`, so it needs
-only the standard library. One JSON request per line on stdin, one JSON answer per line on
+Run as a file with `python -I -S libtess_child.py LIBRARY TESSDATA LANGUAGES PARENT_PID`, so
+it needs only the standard library. One JSON request per line on stdin, one JSON answer per line on
 the protocol descriptor that was stdout; what the library prints (fd 1 and 2) goes to the
 request's own `.err` file, or nowhere. EOF on stdin ends it.
 
-    {"op": "ocr", "image": PATH, "base": BASE, "psm": 4, "dpi": 204, "pdf": false}
+    {"op": "ocr", "image": PATH, "base": BASE, "psm": 4, "dpi": 204, "pdf": false,
+     "timeout": 60}
         -> BASE.tsv (and BASE.pdf), exactly as `tesseract PATH BASE --psm 4 --dpi 204
            -c tessedit_create_tsv=1 [pdf]` writes them (tesseract's ProcessPages, as the
            CLI calls it); answer {"ok": true}
@@ -19,6 +20,8 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import re
+import signal
 import sys
 from typing import Any
 
@@ -80,8 +83,11 @@ class Tesseract:
             lib.TessResultRendererInsert(renderer, lib.TessPDFRendererCreate(
                 base, lib.TessBaseAPIGetDatapath(api), 0))
         try:
-            done = lib.TessBaseAPIProcessPages(api, request["image"].encode(), None, 0,
-                                               renderer)
+            # A backstop past the parent's own limit, which kills this process first:
+            # tesseract gives up by itself if nobody is left to do so.
+            backstop = round((float(request.get("timeout", 60)) + 5) * 1000)
+            done = lib.TessBaseAPIProcessPages(api, request["image"].encode(), None,
+                                               backstop, renderer)
         finally:
             lib.TessDeleteResultRenderer(renderer)  # also the ones inserted; writes the files
         return {"ok": bool(done)} if done else {"ok": False, "error": "tesseract failed"}
@@ -112,22 +118,40 @@ class Tesseract:
                 self.lib.TessBaseAPIDelete(api)
 
 
+_PGM = re.compile(rb"P5\s+(\d+)\s+(\d+)\s+255\s")  # then the pixels, from the next byte
+
+
 def read_pgm(path: str) -> tuple[int, int, bytes]:
-    """An 8-bit binary PGM as Pillow writes it (no comments): width, height, pixels."""
+    """An 8-bit binary PGM as Pillow writes it (no comments): width, height, pixels. The
+    header ends with exactly one whitespace byte; the pixels after it may be any bytes,
+    whitespace values included."""
     with open(path, "rb") as f:
         data = f.read()
-    fields = data.split(maxsplit=4)
-    if len(fields) < 5 or fields[0] != b"P5" or fields[3] != b"255":
+    header = _PGM.match(data)
+    if header is None:
         raise ValueError("not an 8-bit PGM")
-    width, height = int(fields[1]), int(fields[2])
-    pixels = fields[4]
+    width, height = int(header[1]), int(header[2])
+    pixels = data[header.end():]
     if len(pixels) != width * height:
         raise ValueError("PGM is short")
     return width, height, pixels
 
 
+def die_with_parent(parent: int) -> None:
+    """SIGKILL when the worker ends (Linux): a child left behind would go on reading a
+    page, outside the pool's count, into a spool folder being cleaned up."""
+    try:
+        libc = ctypes.CDLL(None)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # the worker ended before prctl (it may itself be pid 1)
+        sys.exit(1)
+
+
 def main() -> None:
-    library, tessdata, languages = sys.argv[1:4]
+    library, tessdata, languages, parent = sys.argv[1:5]
+    die_with_parent(int(parent))
     answers = os.fdopen(os.dup(1), "w", buffering=1)
     quiet = os.open(os.devnull, os.O_WRONLY)
     os.dup2(quiet, 1)  # the library prints to fd 1 and 2; the protocol has its own fd
@@ -140,11 +164,12 @@ def main() -> None:
     answers.write(json.dumps({"ok": True}) + "\n")
     for line in sys.stdin:
         request = json.loads(line)
-        err = os.open(f"{request['base']}.err", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.dup2(err, 1)
-        os.dup2(err, 2)
-        os.close(err)
         try:
+            err = os.open(f"{request['base']}.err", os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+                          0o600)
+            os.dup2(err, 1)
+            os.dup2(err, 2)
+            os.close(err)
             answer = tesseract.osd(request) if request["op"] == "osd" else \
                 tesseract.ocr(request)
         except Exception as exc:
