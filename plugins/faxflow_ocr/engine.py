@@ -83,12 +83,7 @@ class PytesseractEngine(_Counter):
         with _files(_for_cli(image), scratch) as (base, input_file):
             pt.run_tesseract(input_file, base, "pdf" if want_pdf else "tsv", languages,
                              config=config, timeout=_whole_seconds(timeout))
-            tsv = _output(f"{base}.tsv").decode("utf-8", "replace")
-            pdf = _output(f"{base}.pdf") if want_pdf else None
-        if pdf is not None and picture is not None:
-            pdf = replace_picture(pdf, picture)
-        text, confidence, words = parse_tsv(tsv)
-        return OcrResult(text, confidence, words, pdf)
+            return result_of(base, want_pdf, picture)
 
     def rotation(self, image: Image.Image, dpi: int, timeout: float,
                  scratch: Path | None = None) -> int | None:
@@ -113,6 +108,16 @@ class PytesseractEngine(_Counter):
 
     def close(self) -> None:
         pass
+
+
+def result_of(base: str, want_pdf: bool, picture: Image.Image | None) -> OcrResult:
+    """The result from the files tesseract's TSV (and PDF) renderers wrote at `base`."""
+    tsv = _output(f"{base}.tsv").decode("utf-8", "replace")
+    pdf = _output(f"{base}.pdf") if want_pdf else None
+    if pdf is not None and picture is not None:
+        pdf = replace_picture(pdf, picture)
+    text, confidence, words = parse_tsv(tsv)
+    return OcrResult(text, confidence, words, pdf)
 
 
 def replace_picture(pdf: bytes, picture: Image.Image) -> bytes:

@@ -31,7 +31,7 @@ from typing import IO, Any
 from PIL import Image
 
 from faxflow_ocr import engine as cli
-from faxflow_ocr.engine import OcrResult, parse_tsv, replace_picture
+from faxflow_ocr.engine import OcrResult
 from faxflow_ocr.failures import is_transient
 from faxflow_ocr.tools import limit_threads
 
@@ -253,12 +253,7 @@ class LibtessEngine(cli._Counter):
                                 timeout)
             if not answer.get("ok"):
                 raise TesseractFailed(_message(answer, base))
-            tsv = cli._output(f"{base}.tsv").decode("utf-8", "replace")
-            pdf = cli._output(f"{base}.pdf") if want_pdf else None
-        if pdf is not None and picture is not None:
-            pdf = replace_picture(pdf, picture)
-        text, confidence, words = parse_tsv(tsv)
-        return OcrResult(text, confidence, words, pdf)
+            return cli.result_of(base, want_pdf, picture)
 
     def rotation(self, image: Image.Image, dpi: int, timeout: float,
                  scratch: Path | None = None) -> int | None:
