@@ -582,13 +582,18 @@ def rss_one(args: argparse.Namespace) -> None:
             peak = max(peak, tree_rss_kb(os.getpid()))
             time.sleep(0.02)
 
-    watcher = threading.Thread(target=sample_rss)
+    watcher = threading.Thread(target=sample_rss, daemon=True)
     start_rss = tree_rss_kb(os.getpid())
     watcher.start()
-    with tempfile.TemporaryDirectory() as folder:
-        took, _, texts = plugin(pdf, args.workers[0], PATHS[args.path], Path(folder, "cache"))
-    done.set()
-    watcher.join()
+    # Memory is measured here, not time: a 200-page fax on a loaded machine must not end
+    # at the document budget (300 s by default), nor a failure leave the sampler running.
+    options = {**PATHS[args.path], "document_timeout": 86_400}
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            took, _, texts = plugin(pdf, args.workers[0], options, Path(folder, "cache"))
+    finally:
+        done.set()
+        watcher.join()
     print(json.dumps({"peak_kb": peak, "start_kb": start_rss, "seconds": took,
                       "pages_read": sum(1 for t in texts if t)}))
 
