@@ -149,6 +149,15 @@ def die_with_parent(parent: int) -> None:
         sys.exit(1)
 
 
+def give_back_memory() -> None:
+    """Hand the page's freed memory back to the system (glibc keeps it otherwise): an idle
+    child then holds about its model, not its largest page so far."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc
+
+
 def main() -> None:
     library, tessdata, languages, parent = sys.argv[1:5]
     die_with_parent(int(parent))
@@ -178,6 +187,7 @@ def main() -> None:
             os.dup2(quiet, 1)
             os.dup2(quiet, 2)
         answers.write(json.dumps(answer) + "\n")
+        give_back_memory()
     tesseract.close()
 
 
