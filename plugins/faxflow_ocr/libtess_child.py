@@ -17,6 +17,7 @@ request's own `.err` file, or nowhere. EOF on stdin ends it.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -152,10 +153,8 @@ def die_with_parent(parent: int) -> None:
 def give_back_memory() -> None:
     """Hand the page's freed memory back to the system (glibc keeps it otherwise): an idle
     child then holds about its model, not its largest page so far."""
-    try:
+    with contextlib.suppress(OSError, AttributeError):  # AttributeError: not glibc
         ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError):
-        pass  # not glibc
 
 
 def main() -> None:
