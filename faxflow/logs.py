@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 import time
+import warnings
 from typing import Any
 
 # Attributes a LogRecord always has; anything else was passed with extra= and is kept.
@@ -51,9 +52,20 @@ def setup(level: str = "info", fmt: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # A library's warning about a hostile document (Pillow: "Corrupt EXIF data") would be
+    # printed raw to stderr, two lines with the source line, unescaped: it goes through
+    # the log instead, as one line. (warnings.catch_warnings is not thread-safe: pool
+    # threads that silence Pillow can let a warning slip out past their filter.)
+    warnings.showwarning = _log_warning
     # httpx logs every request URL at info: too chatty for a worker that polls.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
     # watchdog logs every file event in the watched folders at debug level: with the log
     # file next to the config, each line would be an event producing another line.
     logging.getLogger("watchdog").setLevel(logging.INFO)
+
+
+def _log_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                 file: Any = None, line: str | None = None) -> None:
+    logging.getLogger("py.warnings").warning("%s: %s (%s:%d)", category.__name__, message,
+                                             filename.rsplit("/", 1)[-1], lineno)

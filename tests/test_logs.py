@@ -55,3 +55,21 @@ def test_text_logs_escape_control_characters_from_fax_ids() -> None:
     assert "\n" not in line and "\x1b" not in line
     assert line == "INFO fax x\\r\\nINFO forged line\\x1b[31m: received"
     assert json.loads(JsonFormatter().format(record))["message"].startswith("fax x\r\n")
+
+
+def test_a_library_warning_about_a_document_is_one_escaped_log_line() -> None:
+    """Pillow warns about a hostile TIFF's EXIF with text of the file; printed by Python it
+    would be two raw lines on the worker's stderr."""
+    code = ("import threading, warnings\n"
+            "from faxflow.logs import setup\n"
+            "setup()\n"
+            "def page():\n"
+            "    warnings.warn('Corrupt EXIF data\\r\\nERROR faxflow.worker: forged')\n"
+            "thread = threading.Thread(target=page)\n"
+            "thread.start()\n"
+            "thread.join()\n")
+    stderr = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True).stderr
+    lines = stderr.splitlines()
+    assert len(lines) == 1, stderr
+    assert " WARNING py.warnings: UserWarning: Corrupt EXIF data\\r\\nERROR" in lines[0]
