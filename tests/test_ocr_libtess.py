@@ -294,7 +294,7 @@ def test_a_child_killed_while_idle_is_replaced_not_kept(tmp_path: Path) -> None:
         for _ in range(3):
             assert library.ocr(page(), "eng", 4, 204, 60, scratch=tmp_path).words > 50
         assert dead not in children()  # reaped: not even a zombie
-        assert len(children()) == 1 and library._idle.qsize() == 1
+        assert len(children()) == 1 and len(library._idle) == 1
     finally:
         library.close()
 
@@ -325,7 +325,7 @@ def test_children_end_with_a_worker_that_is_killed(tmp_path: Path) -> None:
         "image = Image.open(io.BytesIO(sample.content)).convert('L')\n"
         "engine = LibtessEngine(find_library(), None, 1)\n"
         "engine.ocr(image, 'eng', 4, 204, 60)\n"
-        "print(list(engine._idle.queue)[0].proc.pid, flush=True)\n"
+        "print(engine._idle[0].proc.pid, flush=True)\n"
         "engine.ocr(image, 'eng', 4, 204, 60)\n")
     worker = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE,
                               text=True)

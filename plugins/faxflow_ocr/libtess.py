@@ -15,7 +15,6 @@ import contextlib
 import ctypes.util
 import json
 import os
-import queue
 import select
 import subprocess
 import sys
@@ -177,7 +176,7 @@ class LibtessEngine(cli._Counter):
         self.library = library
         self.tessdata = tessdata
         self.workers = max(1, workers)
-        self._idle: queue.LifoQueue[_Child] = queue.LifoQueue()
+        self._idle: list[_Child] = []  # oldest first; under _lock
         self._lock = threading.Lock()
         self._closed = False
         # An engine dropped without close() (a tool, a test, a service replaced) must not
@@ -197,23 +196,14 @@ class LibtessEngine(cli._Counter):
             self._give_back(child)
 
     def _take(self, languages: str | None, timeout: float) -> _Child:
-        others: list[_Child] = []
-        dead: list[_Child] = []
-        found = None
         with self._lock:
-            while found is None:
-                try:
-                    child = self._idle.get_nowait()
-                except queue.Empty:
-                    break
-                if not child.alive:  # killed while idle (the OOM killer): replaced
-                    dead.append(child)
-                elif languages in (None, child.languages):
-                    found = child
-                else:
-                    others.append(child)
-            for other in reversed(others):
-                self._idle.put(other)
+            # killed while idle (the OOM killer): dropped, and replaced if need be
+            dead = [child for child in self._idle if not child.alive]
+            self._idle[:] = [child for child in self._idle if child.alive]
+            found = next((child for child in reversed(self._idle)
+                          if languages in (None, child.languages)), None)
+            if found is not None:
+                self._idle.remove(found)
         for child in dead:
             child.stop()
         # OSD has its own model: a child started for it alone loads only that.
@@ -227,18 +217,11 @@ class LibtessEngine(cli._Counter):
             if self._closed:
                 surplus = [child]
             else:
-                self._idle.put(child)
-                surplus = []
-                while self._idle.qsize() > self.workers:
-                    surplus.append(self._oldest())
+                self._idle.append(child)
+                surplus = self._idle[:-self.workers]  # the oldest beyond one per thread
+                del self._idle[:-self.workers]
         for extra in surplus:
             extra.close()
-
-    def _oldest(self) -> _Child:
-        kept = [self._idle.get_nowait() for _ in range(self._idle.qsize())]
-        for child in reversed(kept[:-1]):
-            self._idle.put(child)
-        return kept[-1]
 
     def ocr(self, image: Image.Image, languages: str, psm: int, dpi: int, timeout: float,
             want_pdf: bool = False, picture: Image.Image | None = None,
@@ -281,9 +264,14 @@ class LibtessEngine(cli._Counter):
         self._release()
 
 
-def _close_idle(idle: queue.LifoQueue[_Child], lock: threading.Lock) -> None:
+
+
+
+def _close_idle(idle: list[_Child], lock: threading.Lock) -> None:
+    """Close the idle children (the list itself: the finalizer must not hold the engine)."""
     with lock:
-        children = [idle.get_nowait() for _ in range(idle.qsize())]
+        children = idle[:]
+        idle.clear()
     for child in children:
         child.close()
 

@@ -24,6 +24,7 @@ import os
 import re
 import signal
 import sys
+from collections.abc import Callable
 from typing import Any
 
 P = ctypes.c_void_p
@@ -150,11 +151,13 @@ def die_with_parent(parent: int) -> None:
         sys.exit(1)
 
 
-def give_back_memory() -> None:
-    """Hand the page's freed memory back to the system (glibc keeps it otherwise): an idle
+def memory_giver() -> Callable[[], object]:
+    """Hands the page's freed memory back to the system (glibc keeps it otherwise): an idle
     child then holds about its model, not its largest page so far."""
     with contextlib.suppress(OSError, AttributeError):  # AttributeError: not glibc
-        ctypes.CDLL(None).malloc_trim(0)
+        trim = ctypes.CDLL(None).malloc_trim
+        return lambda: trim(0)
+    return lambda: None
 
 
 def main() -> None:
@@ -170,6 +173,7 @@ def main() -> None:
         answers.write(json.dumps({"ok": False, "error": str(exc)}) + "\n")
         return
     answers.write(json.dumps({"ok": True}) + "\n")
+    give_back_memory = memory_giver()
     for line in sys.stdin:
         request = json.loads(line)
         try:
