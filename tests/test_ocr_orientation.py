@@ -183,3 +183,25 @@ def test_despeckle_of_a_black_and_white_page_is_the_3x3_median() -> None:
     gray = Image.new("L", (40, 30))
     gray.putdata([rng.randrange(256) for _ in range(40 * 30)])
     assert prep.despeckle(gray).tobytes() == gray.filter(ImageFilter.MedianFilter(3)).tobytes()
+
+
+def test_noise_ratio_counts_ink_pixels_without_an_inked_neighbour() -> None:
+    """prep.noise_ratio against the definition, pixel by pixel, on random pages: dark
+    pixels (< 128) of the middle third with no dark pixel among their 8 neighbours, per
+    dark pixel; the third's outermost pixels are not counted."""
+    rng = random.Random(11)
+    for _ in range(40):
+        width, height = rng.randint(3, 60), rng.randint(9, 90)
+        density = rng.choice((0.002, 0.02, 0.1, 0.4))
+        page = Image.new("L", (width, height), 255)
+        page.putdata([rng.randrange(128) if rng.random() < density else rng.randrange(128, 256)
+                      for _ in range(width * height)])
+        third = height // 3
+        rows = [[page.getpixel((x, y)) < 128 for x in range(width)]  # type: ignore[operator]
+                for y in range(third, 2 * third)]
+        dark = sum(map(sum, rows))
+        alone = sum(1 for y in range(1, len(rows) - 1) for x in range(1, width - 1)
+                    if rows[y][x] and not any(rows[y + dy][x + dx] for dy in (-1, 0, 1)
+                                              for dx in (-1, 0, 1) if dy or dx))
+        want = 0.0 if dark < prep.MIN_INK * width * third else alone / dark
+        assert prep.noise_ratio(page) == pytest.approx(want), (width, height, density)
