@@ -205,3 +205,18 @@ def test_noise_ratio_counts_ink_pixels_without_an_inked_neighbour() -> None:
                                               for dx in (-1, 0, 1) if dy or dx))
         want = 0.0 if dark < prep.MIN_INK * width * third else alone / dark
         assert prep.noise_ratio(page) == pytest.approx(want), (width, height, density)
+
+
+def test_box3_is_pillows_3x3_box_blur_within_a_gray_level() -> None:
+    rng = random.Random(5)
+    for _ in range(60):
+        width, height = rng.randint(1, 50), rng.randint(1, 50)
+        page = Image.new("L", (width, height))
+        if rng.random() < 0.5:
+            page.putdata([rng.choice((0, 255)) for _ in range(width * height)])
+        else:
+            page.putdata([rng.randrange(256) for _ in range(width * height)])
+        mine, pillow = prep.box3(page), page.filter(ImageFilter.BoxBlur(1))
+        assert mine.size == pillow.size
+        assert max(abs(a - b) for a, b in zip(mine.tobytes(), pillow.tobytes(), strict=True)) \
+            <= 1, (width, height)

@@ -90,7 +90,7 @@ class Reader:
         if cleaned is None:
             if self._gray is None:
                 return
-            cleaned, turned = self._gray.filter(ImageFilter.BoxBlur(1)), 0.0
+            cleaned, turned = prep.box3(self._gray), 0.0
         self._read(cleaned, formats, errors=False, rotate=True, downscale=self.seen,
                    turned=turned)
 

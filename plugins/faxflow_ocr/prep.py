@@ -106,7 +106,7 @@ def despeckle(gray: Image.Image) -> Image.Image:
         # (two exact passes: k/3 * 255, then their mean) over or under half. Same pixels
         # as MedianFilter(3), edges included (both repeat the edge pixels), at a third of
         # the time (30 vs 98 ms on a fine page).
-        return gray.filter(ImageFilter.BoxBlur(1)).point(_MAJORITY)
+        return box3(gray).point(_MAJORITY)
     return gray.filter(ImageFilter.MedianFilter(3))
 
 
@@ -146,6 +146,25 @@ def smooth(gray: Image.Image, standard: bool, noisy: bool) -> Image.Image:
     kind, size = how
     blur = ImageFilter.BoxBlur(size) if kind == "box" else ImageFilter.GaussianBlur(size)
     return gray.filter(blur)
+
+
+def box3(gray: Image.Image) -> Image.Image:
+    """The mean of each pixel's 3x3 neighbourhood, edge pixels repeated: BoxBlur(1), to
+    within one gray level (rounding), in 12 ms instead of 20 on a fine page. Pillow's
+    vertical pass turns the page over and back; here the rows above and below are
+    shifted copies. Not for the page tesseract reads: one gray level changed the text
+    of 4 of 15 clean fine pages (CER 0.20% -> 0.23%), so smoothing keeps Pillow's."""
+    across = gray.filter(ImageFilter.BoxBlur((1, 0)))
+    width, height = across.size
+    if height < 2:
+        return gray.filter(ImageFilter.BoxBlur(1))
+    above = Image.new("L", across.size)
+    above.paste(across.crop((0, 0, width, 1)), (0, 0))
+    above.paste(across.crop((0, 0, width, height - 1)), (0, 1))
+    below = Image.new("L", across.size)
+    below.paste(across.crop((0, height - 1, width, height)), (0, height - 1))
+    below.paste(across.crop((0, 1, width, height)), (0, 0))
+    return Image.blend(ImageChops.add(above, below, scale=2.0), across, 1 / 3)
 
 
 def deskew(gray: Image.Image, angle: float) -> Image.Image:
