@@ -96,6 +96,7 @@ class App:
     state: dict[str, Any] = field(default_factory=dict)
     # Warnings about the configuration in use (file:line: warning: key: message).
     warnings: list[str] = field(default_factory=list)
+    _configured: bool = field(default=False, init=False, repr=False)  # configure() succeeded
 
     # --- paths -------------------------------------------------------------------------
 
@@ -210,16 +211,26 @@ class App:
 
     def configure(self, config: Config) -> None:
         """Run every plugin's `faxflow_configure` with a checked `config`, then take it into
-        use as `config`; the first that raises refuses the config (ConfigError naming the
-        plugin) and `config` stays the old one. The core's: at start-up and on every hot
-        reload."""
-        for name, _, exc in self._each("faxflow_configure", config=config, app=self):
-            if isinstance(exc, ConfigError):
-                raise ConfigError(f"plugin {name}: {exc}") from exc
-            if exc is not None:
-                raise ConfigError(f"plugin {name} refused the configuration: "
-                                  f"{type(exc).__name__}: {exc}") from exc
-        self.config = config
+        use as `config`. If one raises, the config is refused (ConfigError naming the
+        plugin) and `config` stays the old one; on a reload every plugin is then configured
+        with the old one again, so that none is left on the refused one. The core's: at
+        start-up and on every hot reload."""
+        refused = [(name, exc) for name, _, exc in
+                   self._each("faxflow_configure", config=config, app=self) if exc is not None]
+        if not refused:
+            self.config, self._configured = config, True
+            return
+        if self._configured:
+            for name, _, again in self._each("faxflow_configure", config=self.config,
+                                             app=self):
+                if again is not None:
+                    log.error("plugin %s could not go back to the configuration in use: %s: %s",
+                              name, type(again).__name__, again)
+        name, exc = refused[0]
+        if isinstance(exc, ConfigError):
+            raise ConfigError(f"plugin {name}: {exc}") from exc
+        raise ConfigError(f"plugin {name} refused the configuration: "
+                          f"{type(exc).__name__}: {exc}") from exc
 
     def startup(self) -> None:
         """Run `faxflow_startup`. The core's: once, before the worker starts pulling."""

@@ -85,7 +85,8 @@ def faxflow_configure(config: Config, app: App) -> None:
     Fires at start-up and after every hot reload that passed `faxflow_check_config`. Build
     what is costly here (compiled rules, connection settings), not per fax. Return value
     ignored. May raise: at start-up the worker refuses to start; on reload the new file is
-    rejected and the old one stays.
+    rejected and the old one stays, and every plugin's `faxflow_configure` is called again
+    with the old one, so a plugin that took the new one goes back to it.
     """
 
 

@@ -235,6 +235,40 @@ def test_reload_refused_by_a_plugin_keeps_old_config(tmp_path: Path,
     assert app.config.worker.concurrency == 2
 
 
+def test_a_refused_reload_puts_every_plugin_back_on_the_config_in_use(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One plugin refuses the new file after others took it: they are configured with the
+    old one again, whichever order pluggy calls them in."""
+    from faxflow.hookspecs import hookimpl
+
+    class Keeper:
+        def __init__(self) -> None:
+            self.concurrency = 0
+
+        @hookimpl
+        def faxflow_configure(self, config):  # type: ignore[no-untyped-def]
+            self.concurrency = config.worker.concurrency
+
+    class Picky:
+        @hookimpl
+        def faxflow_configure(self, config):  # type: ignore[no-untyped-def]
+            if config.worker.concurrency > 5:
+                raise ValueError("too many")
+
+    monkeypatch.setenv("FAX_PW", "pw")
+    path = tmp_path / "f.toml"
+    path.write_text(GOOD)
+    first, last = Keeper(), Keeper()
+    app = load_app(path, load=[], extra=[("first", first), ("picky", Picky()), ("last", last)])
+    assert (first.concurrency, last.concurrency) == (2, 2)
+    path.write_text(GOOD.replace("concurrency = 2", "concurrency = 9"))
+    assert reload_config(app, path) is False
+    assert (first.concurrency, last.concurrency, app.config.worker.concurrency) == (2, 2, 2)
+    path.write_text(GOOD.replace("concurrency = 2", "concurrency = 4"))
+    assert reload_config(app, path) is True
+    assert (first.concurrency, last.concurrency, app.config.worker.concurrency) == (4, 4, 4)
+
+
 def test_configuration_reference_is_generated_from_the_schema() -> None:
     from faxflow.config import reference_markdown
     doc = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text()
