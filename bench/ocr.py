@@ -432,7 +432,7 @@ def real(args: argparse.Namespace) -> None:
             for document in documents:
                 kind, info, _ = inspected[document]
                 name = escape_controls(document.name)  # a site's file names reach the terminal
-                # The document's own cost (sniff, pdfinfo, pdfimages), spread over its pages
+                # The document's own cost (sniff, its description), spread over its pages
                 shared = inspect(document)[2] / len(info.pages)
                 for page, raw in zip(info.pages, raws[document], strict=True):
                     # raw first in even rounds, the plugin first in odd ones
