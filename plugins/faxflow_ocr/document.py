@@ -116,6 +116,8 @@ def _plain_fax_pdf(path: Path, max_pages: int) -> Described | None:
     try:
         with pikepdf.open(path) as pdf:
             count = len(pdf.pages)
+            if pdf.Root.Pages.get("/Count") != count:  # poppler trusts /Count, qpdf the tree
+                return None
             sizes: dict[int, tuple[float, float]] = {}
             rotations: dict[int, int] = {}
             images: Images = {}
@@ -124,6 +126,8 @@ def _plain_fax_pdf(path: Path, max_pages: int) -> Described | None:
                 if page is None:
                     return None
                 sizes[number], rotations[number], images[number] = page
+            if pdf.get_warnings():  # damage qpdf worked round: poppler judges it, as before
+                return None
     except Exception as exc:  # pikepdf fails on bad input with many types
         if is_transient(exc):
             raise
@@ -131,6 +135,7 @@ def _plain_fax_pdf(path: Path, max_pages: int) -> Described | None:
     return (count, sizes, rotations, images) if count else None
 
 
+PLAIN_COLOURS = {"/DeviceGray", "/DeviceRGB", "/CalGray", "/CalRGB"}  # drawn as stored
 MAX_PLAIN_CONTENT = 512  # bytes: "q 609.88 0 0 840.12 0 0 cm /Im0 Do Q" is 40
 
 
@@ -156,8 +161,10 @@ def _plain_page(page: Any, pikepdf: Any,
     a, b, c, d, _, _ = (float(v) for v in ops[0][0])
     image = obj.Resources.XObject[ops[1][0][0]]
     if b or c or a <= 0 or d <= 0 or image.get("/Subtype") != "/Image" \
-            or image.get("/ImageMask", False):
-        return None
+            or image.get("/ImageMask", False) \
+            or str(image.get("/ColorSpace")) not in PLAIN_COLOURS \
+            or image.get("/BitsPerComponent") not in (1, 8):
+        return None  # poppler might not draw it: what it makes of it counts
     width, height = int(image.Width), int(image.Height)
     if width <= 0 or height <= 0:
         return None
