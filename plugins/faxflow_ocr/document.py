@@ -84,7 +84,9 @@ _PAGE_LINE = re.compile(r"^Page\s+(\d+)\s+(size|rot):\s+(.*)$")
 
 
 def _inspect_pdf(path: Path, max_pages: int, timeout: float) -> DocumentInfo:
-    described = _plain_fax_pdf(path, max_pages) or _poppler_pdf(path, max_pages, timeout)
+    # The in-process description (_plain_fax_pdf) is off: a review found annotations,
+    # extra Do operands, odd /Rotate values and memory bombs it mishandles (issue 17 note).
+    described = _poppler_pdf(path, max_pages, timeout)
     count, sizes, rotations, images = described
     pages: list[PageInfo] = []
     for number in range(1, min(count, max_pages) + 1):
