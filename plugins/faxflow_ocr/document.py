@@ -12,7 +12,6 @@ import subprocess
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from PIL import Image
 
@@ -84,101 +83,6 @@ _PAGE_LINE = re.compile(r"^Page\s+(\d+)\s+(size|rot):\s+(.*)$")
 
 
 def _inspect_pdf(path: Path, max_pages: int, timeout: float) -> DocumentInfo:
-    # The in-process description (_plain_fax_pdf) is off: a review found annotations,
-    # extra Do operands, odd /Rotate values and memory bombs it mishandles (issue 17 note).
-    described = _poppler_pdf(path, max_pages, timeout)
-    count, sizes, rotations, images = described
-    pages: list[PageInfo] = []
-    for number in range(1, min(count, max_pages) + 1):
-        width, height = sizes.get(number, (612.0, 792.0))
-        rotate = rotations.get(number, 0)
-        found = images.get(number, [])
-        largest = max((w * h for w, h, _, _ in found), default=0)
-        if len(found) == 1 and rotate in (0, 180) and _covers_page(found[0], width, height):
-            pages.append(PageInfo(number, width, height, rotate, *found[0], largest))
-        else:
-            pages.append(PageInfo(number, width, height, rotate, largest_image=largest))
-    return DocumentInfo("pdf", count, pages)
-
-
-# What a PDF's headers say: page count; size, rotation and images (pixel size, dpi) per page.
-Images = dict[int, list[tuple[int, int, float, float]]]
-Described = tuple[int, dict[int, tuple[float, float]], dict[int, int], Images]
-
-
-def _plain_fax_pdf(path: Path, max_pages: int) -> Described | None:
-    """A PDF as fax software writes it, described in this process with pikepdf (~0.1 ms)
-    instead of by two poppler processes (~12 ms of CPU, a tenth of the page pass's own
-    work on a fax page): every page read draws one image with one `cm` (no skew, no
-    crop box, no user unit, a content stream of a few bytes). None for anything else,
-    damaged or encrypted files included: poppler describes those, as it always did
-    (tests/test_ocr_document.py checks both give the same description)."""
-    import pikepdf
-
-    try:
-        with pikepdf.open(path) as pdf:
-            count = len(pdf.pages)
-            if pdf.Root.Pages.get("/Count") != count:  # poppler trusts /Count, qpdf the tree
-                return None
-            sizes: dict[int, tuple[float, float]] = {}
-            rotations: dict[int, int] = {}
-            images: Images = {}
-            for number in range(1, min(count, max_pages) + 1):
-                page = _plain_page(pdf.pages[number - 1], pikepdf)
-                if page is None:
-                    return None
-                sizes[number], rotations[number], images[number] = page
-            if pdf.get_warnings():  # damage qpdf worked round: poppler judges it, as before
-                return None
-    except Exception as exc:  # pikepdf fails on bad input with many types
-        if is_transient(exc):
-            raise
-        return None
-    return (count, sizes, rotations, images) if count else None
-
-
-PLAIN_COLOURS = {"/DeviceGray", "/DeviceRGB", "/CalGray", "/CalRGB"}  # drawn as stored
-MAX_PLAIN_CONTENT = 512  # bytes: "q 609.88 0 0 840.12 0 0 cm /Im0 Do Q" is 40
-
-
-def _plain_page(page: Any, pikepdf: Any,
-                ) -> tuple[tuple[float, float], int, list[tuple[int, int, float, float]]] | None:
-    obj = page.obj
-    if ("/CropBox" in obj and list(obj.CropBox) != list(obj.MediaBox)) or "/UserUnit" in obj:
-        return None
-    x0, y0, x1, y1 = (float(v) for v in obj.MediaBox)
-    rotate = int(obj.get("/Rotate", 0))
-    contents = obj.get("/Contents")
-    if x1 <= x0 or y1 <= y0 or rotate % 90 or not isinstance(contents, pikepdf.Stream) \
-            or len(contents.read_raw_bytes()) > MAX_PLAIN_CONTENT:
-        return None
-    data = contents.read_bytes()
-    if len(data) > MAX_PLAIN_CONTENT:
-        return None
-    ops = [(list(i.operands), str(i.operator)) for i in pikepdf.parse_content_stream(contents)]
-    if ops and ops[0][1] == "q" and ops[-1][1] == "Q":
-        ops = ops[1:-1]
-    if len(ops) != 2 or ops[0][1] != "cm" or ops[1][1] != "Do":
-        return None
-    a, b, c, d, _, _ = (float(v) for v in ops[0][0])
-    image = obj.Resources.XObject[ops[1][0][0]]
-    if b or c or a <= 0 or d <= 0 or image.get("/Subtype") != "/Image" \
-            or image.get("/ImageMask", False) \
-            or str(image.get("/ColorSpace")) not in PLAIN_COLOURS \
-            or image.get("/BitsPerComponent") not in (1, 8):
-        return None  # poppler might not draw it: what it makes of it counts
-    width, height = int(image.Width), int(image.Height)
-    if width <= 0 or height <= 0:
-        return None
-    # pdfimages -list prints whole pixels per inch
-    ppi = (float(round(width * 72 / a)), float(round(height * 72 / d)))
-    size = (float(f"{x1 - x0:g}"), float(f"{y1 - y0:g}"))  # pdfinfo's six digits
-    return size, rotate % 360, [(width, height, *ppi)]
-
-
-def _poppler_pdf(path: Path, max_pages: int, timeout: float) -> Described:
-    """Any PDF, described by `pdfinfo` and `pdfimages -list` (separate processes, killed
-    when they run out of time): what poppler, which may render the pages, makes of it."""
     info = _run(["pdfinfo", "-f", "1", "-l", str(max_pages), str(path)], timeout, path)
     count = 0
     sizes: dict[int, tuple[float, float]] = {}
@@ -197,16 +101,28 @@ def _poppler_pdf(path: Path, max_pages: int, timeout: float) -> Described:
                 rotations[number] = int(float(value.split()[0])) % 360
     if count == 0:
         raise PermanentError("PDF has no pages")
-    return count, sizes, rotations, _pdf_images(path, min(count, max_pages), timeout)
+    images = _pdf_images(path, min(count, max_pages), timeout)
+    pages: list[PageInfo] = []
+    for number in range(1, min(count, max_pages) + 1):
+        width, height = sizes.get(number, (612.0, 792.0))
+        rotate = rotations.get(number, 0)
+        found = images.get(number, [])
+        largest = max((w * h for w, h, _, _ in found), default=0)
+        if len(found) == 1 and rotate in (0, 180) and _covers_page(found[0], width, height):
+            pages.append(PageInfo(number, width, height, rotate, *found[0], largest))
+        else:
+            pages.append(PageInfo(number, width, height, rotate, largest_image=largest))
+    return DocumentInfo("pdf", count, pages)
 
 
-def _pdf_images(path: Path, last: int, timeout: float) -> Images:
+def _pdf_images(path: Path, last: int, timeout: float,
+                ) -> dict[int, list[tuple[int, int, float, float]]]:
     """The images of each page: pixel size and dpi (from `pdfimages -list`)."""
     try:
         out = _run(["pdfimages", "-list", "-f", "1", "-l", str(last), str(path)], timeout, path)
     except PermanentError:
         return {}  # pdfinfo could read it: render instead of guessing
-    found: Images = {}
+    found: dict[int, list[tuple[int, int, float, float]]] = {}
     for line in out.splitlines()[2:]:
         cols = line.split()
         if len(cols) < 14 or cols[2] != "image":

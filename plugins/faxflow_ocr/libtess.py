@@ -265,8 +265,6 @@ class LibtessEngine(cli._Counter):
 
 
 
-
-
 def _close_idle(idle: list[_Child], lock: threading.Lock) -> None:
     """Close the idle children (the list itself: the finalizer must not hold the engine)."""
     with lock:

@@ -154,10 +154,10 @@ def box3(gray: Image.Image) -> Image.Image:
     vertical pass turns the page over and back; here the rows above and below are
     shifted copies. Not for the page tesseract reads: one gray level changed the text
     of 4 of 15 clean fine pages (CER 0.20% -> 0.23%), so smoothing keeps Pillow's."""
-    across = gray.filter(ImageFilter.BoxBlur((1, 0)))
-    width, height = across.size
+    width, height = gray.size
     if height < 2:
         return gray.filter(ImageFilter.BoxBlur(1))
+    across = gray.filter(ImageFilter.BoxBlur((1, 0)))
     above = Image.new("L", across.size)
     above.paste(across.crop((0, 0, width, 1)), (0, 0))
     above.paste(across.crop((0, 0, width, height - 1)), (0, 1))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from faxflow_ocr.document import PLAIN_COLOURS, PageInfo
+from faxflow_ocr.document import PageInfo
 from faxflow_ocr.options import OcrOptions
 
 
@@ -95,6 +95,7 @@ def _pdf2image(path: Path, page: PageInfo, options: OcrOptions, timeout: float) 
 # and the JPEG or Flate pictures of scanned pages. JBIG2 needs jbig2dec, which pikepdf
 # does not bundle: those pages go to pdf2image.
 EXTRACTABLE = {"/CCITTFaxDecode", "/DCTDecode", "/FlateDecode"}
+_PLAIN_COLOURS = {"/DeviceGray", "/DeviceRGB", "/CalGray", "/CalRGB"}
 
 
 def _extract_fax_image(path: Path, page: PageInfo, options: OcrOptions) -> PageImage | None:
@@ -135,4 +136,4 @@ def _plain(stream: object, picture: object) -> bool:
         return False
     colour = str(get("/ColorSpace"))
     bits = getattr(picture, "bits_per_component", 0)
-    return colour in PLAIN_COLOURS and bits in (1, 8)
+    return colour in _PLAIN_COLOURS and bits in (1, 8)
