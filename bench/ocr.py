@@ -477,7 +477,7 @@ def run_page(service: OcrService, document: Path, kind: str, page: Any,
     before = cpu_seconds()
     try:
         result = read_page(document, kind, page, service.options, service.engine, "eng",
-                           False, None, scratch)
+                           False, None, scratch, service.extractor)
     except Exception as exc:
         print(escape_controls(f"{document.name} page {page.number}: {exc}"), file=sys.stderr)
         result = None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import subprocess
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from PIL import Image
@@ -38,6 +38,10 @@ class PageInfo:
     ydpi: float = 0.0
     # Pixels of the largest image on a PDF page: poppler decodes it whole, whatever the dpi.
     largest_image: int = 0
+    # A fax PDF page's one image: its object number and generation, and the document's
+    # page count, as poppler sees them (the extract child checks it reads the same).
+    image_object: tuple[int, int] | None = None
+    document_pages: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +84,10 @@ def inspect(path: Path, kind: str, max_pages: int, timeout: float) -> DocumentIn
 # --- PDF -----------------------------------------------------------------------------------
 
 _PAGE_LINE = re.compile(r"^Page\s+(\d+)\s+(size|rot):\s+(.*)$")
+# pdfinfo prints sizes with %g: "612 x 792", "1e+06 x 250"
+_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_SIZE = re.compile(rf"({_NUMBER}) x ({_NUMBER})")
+Image_ = tuple[int, int, float, float, tuple[int, int]]  # pixels, dpi, object
 
 
 def _inspect_pdf(path: Path, max_pages: int, timeout: float) -> DocumentInfo:
@@ -94,50 +102,59 @@ def _inspect_pdf(path: Path, max_pages: int, timeout: float) -> DocumentInfo:
         if match:
             number, what, value = int(match[1]), match[2], match[3]
             if what == "size":
-                dims = re.match(r"([\d.]+) x ([\d.]+)", value)
+                dims = _SIZE.match(value)
                 if dims:
                     sizes[number] = (float(dims[1]), float(dims[2]))
             else:
                 rotations[number] = int(float(value.split()[0])) % 360
     if count == 0:
         raise PermanentError("PDF has no pages")
-    images = _pdf_images(path, min(count, max_pages), timeout)
+    last = min(count, max_pages)
+    for number in range(1, last + 1):
+        # A size we cannot read is not a letter page: the pixel limit has to know it.
+        width, height = sizes.get(number, (0.0, 0.0))
+        if not (0 < width < float("inf") and 0 < height < float("inf")):
+            raise PermanentError(f"PDF page {number} has no readable size")
+    images = _pdf_images(path, last, timeout)
     pages: list[PageInfo] = []
-    for number in range(1, min(count, max_pages) + 1):
-        width, height = sizes.get(number, (612.0, 792.0))
+    for number in range(1, last + 1):
+        width, height = sizes[number]
         rotate = rotations.get(number, 0)
         found = images.get(number, [])
-        largest = max((w * h for w, h, _, _ in found), default=0)
+        largest = max((w * h for w, h, _, _, _ in found), default=0)
+        page = PageInfo(number, width, height, rotate, largest_image=largest)
         if len(found) == 1 and rotate in (0, 180) and _covers_page(found[0], width, height):
-            pages.append(PageInfo(number, width, height, rotate, *found[0], largest))
-        else:
-            pages.append(PageInfo(number, width, height, rotate, largest_image=largest))
+            w, h, xdpi, ydpi, image_object = found[0]
+            page = replace(page, image_width=w, image_height=h, xdpi=xdpi, ydpi=ydpi,
+                           image_object=image_object, document_pages=count)
+        pages.append(page)
     return DocumentInfo("pdf", count, pages)
 
 
-def _pdf_images(path: Path, last: int, timeout: float,
-                ) -> dict[int, list[tuple[int, int, float, float]]]:
-    """The images of each page: pixel size and dpi (from `pdfimages -list`)."""
+def _pdf_images(path: Path, last: int, timeout: float) -> dict[int, list[Image_]]:
+    """The images of each page: pixel size, dpi and object (from `pdfimages -list`)."""
     try:
         out = _run(["pdfimages", "-list", "-f", "1", "-l", str(last), str(path)], timeout, path)
     except PermanentError:
         return {}  # pdfinfo could read it: render instead of guessing
-    found: dict[int, list[tuple[int, int, float, float]]] = {}
+    found: dict[int, list[Image_]] = {}
     for line in out.splitlines()[2:]:
         cols = line.split()
-        if len(cols) < 14 or cols[2] != "image":
+        if len(cols) < 14:
             continue
         try:
+            # masks and stencils count too: their pixels are decoded as well
             found.setdefault(int(cols[0]), []).append(
-                (int(cols[3]), int(cols[4]), float(cols[12]), float(cols[13])))
+                (int(cols[3]), int(cols[4]), float(cols[12]), float(cols[13]),
+                 (int(cols[10]), int(cols[11]))) if cols[2] == "image" else
+                (int(cols[3]), int(cols[4]), 0.0, 0.0, (0, 0)))
         except ValueError:
             continue
     return found
 
 
-def _covers_page(image: tuple[int, int, float, float], width_pt: float,
-                 height_pt: float) -> bool:
-    w, h, xdpi, ydpi = image
+def _covers_page(image: Image_, width_pt: float, height_pt: float) -> bool:
+    w, h, xdpi, ydpi, _ = image
     if xdpi <= 0 or ydpi <= 0:
         return False
     return (abs(w / xdpi * 72 - width_pt) < 0.03 * width_pt

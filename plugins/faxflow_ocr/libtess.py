@@ -13,23 +13,17 @@ from __future__ import annotations
 
 import contextlib
 import ctypes.util
-import json
 import os
-import select
-import subprocess
 import sys
-import threading
 import time
-import weakref
-from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from PIL import Image
 
 from faxflow_ocr import engine as cli
+from faxflow_ocr.children import Child, ChildFailed, Pool
 from faxflow_ocr.engine import OcrResult
 from faxflow_ocr.failures import is_transient
 from faxflow_ocr.tools import limit_threads
@@ -37,9 +31,6 @@ from faxflow_ocr.tools import limit_threads
 CHILD = Path(__file__).with_name("libtess_child.py")
 LIBRARY_NAMES = ("libtesseract.so.5", "libtesseract.so.4", "libtesseract.5.dylib",
                  "libtesseract.dylib")
-# A child reads this many pages, then the next page gets a fresh one: whatever a long run
-# leaves behind in tesseract (caches, fragmentation) is given back now and then.
-PAGES_PER_CHILD = 500
 START_SECONDS = 30.0  # loading a model (the standard one is 23 MB) on a busy machine
 
 
@@ -57,13 +48,9 @@ def find_library() -> str | None:
     return None
 
 
-class TesseractFailed(RuntimeError):
+class TesseractFailed(ChildFailed):
     """tesseract could not read a page, or its child process ended (`status`: the child's
     exit status, negative for a signal, as pytesseract's TesseractError has it)."""
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 class StartFailed(TesseractFailed):
@@ -72,98 +59,26 @@ class StartFailed(TesseractFailed):
     tesseract command is missing (failures.is_transient)."""
 
 
-class _Child:
+class _Child(Child):
     """One child process: tesseract loaded with one set of languages."""
+
+    name = "tesseract"
+    failed = TesseractFailed
 
     def __init__(self, library: str, tessdata: str | None, languages: str,
                  timeout: float) -> None:
         """`timeout`: seconds the start may take (at most START_SECONDS)."""
         self.languages = languages
-        self.pages = 0
-        self.busy = False  # a request is out and its answer not read: unusable if left so
-        self._buffer = b""
-        self.proc = subprocess.Popen(
-            [sys.executable, "-I", "-S", str(CHILD), library, tessdata or "", languages,
-             str(os.getpid())],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            env={**os.environ, "OMP_THREAD_LIMIT": "1"})
         try:
-            ready = self._answer(min(START_SECONDS, timeout), "start")
+            super().__init__(
+                [sys.executable, "-I", "-S", str(CHILD), library, tessdata or "", languages,
+                 str(os.getpid())],
+                {**os.environ, "OMP_THREAD_LIMIT": "1"}, min(START_SECONDS, timeout))
         except TesseractFailed as exc:
-            self.stop()
             raise StartFailed(f"tesseract did not start: {exc}", exc.status) from None
-        except BaseException:
+        if not self.ready.get("ok"):
             self.stop()
-            raise
-        if not ready.get("ok"):
-            self.stop()
-            raise StartFailed(str(ready.get("error", "tesseract did not start")))
-
-    def call(self, request: dict[str, Any], timeout: float,
-             limit: float | None = None) -> dict[str, Any]:
-        """The child's answer to `request` within `timeout` seconds; `limit`: the time
-        the caller had in all, for the message when it runs out."""
-        stdin: IO[bytes] = self.proc.stdin  # type: ignore[assignment]
-        self.busy = True
-        try:
-            stdin.write(json.dumps(request).encode() + b"\n")
-            stdin.flush()
-        except (BrokenPipeError, OSError):
-            raise self._ended() from None
-        self.pages += 1
-        answer = self._answer(timeout, request["op"], limit)
-        self.busy = False
-        return answer
-
-    def _answer(self, timeout: float, what: str, limit: float | None = None,
-                ) -> dict[str, Any]:
-        out: IO[bytes] = self.proc.stdout  # type: ignore[assignment]
-        deadline = time.monotonic() + timeout
-        waiting = select.poll()  # not select(): a busy worker may hold fds above 1024
-        waiting.register(out, select.POLLIN)
-        while b"\n" not in self._buffer:
-            left = deadline - time.monotonic()
-            if left <= 0 or not waiting.poll(left * 1000):
-                self.stop()
-                raise TimeoutError(f"tesseract ({what}) took longer than "
-                                   f"{limit or timeout:.3g} s")
-            chunk = os.read(out.fileno(), 65536)
-            if not chunk:
-                raise self._ended()
-            self._buffer += chunk
-        line, _, self._buffer = self._buffer.partition(b"\n")
-        answer: dict[str, Any] = json.loads(line)
-        return answer
-
-    def _ended(self) -> TesseractFailed:
-        status = self.proc.wait()
-        how = f"signal {-status}" if status < 0 else f"status {status}"
-        return TesseractFailed(f"tesseract stopped ({how})", status)
-
-    @property
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def stop(self) -> None:
-        """Kill the child (its page ran out of time, or the engine closes)."""
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-        for pipe in (self.proc.stdin, self.proc.stdout):
-            if pipe is not None:
-                # closing stdin flushes a request a dead child never read: EPIPE
-                with contextlib.suppress(OSError):
-                    pipe.close()
-
-    def close(self) -> None:
-        """Let the child end by itself (EOF on its stdin), killing it if it does not."""
-        try:
-            if self.proc.stdin is not None:
-                self.proc.stdin.close()
-            self.proc.wait(timeout=5)
-        except (OSError, subprocess.TimeoutExpired):
-            pass
-        self.stop()
+            raise StartFailed(str(self.ready.get("error", "tesseract did not start")))
 
 
 class LibtessEngine(cli._Counter):
@@ -176,52 +91,20 @@ class LibtessEngine(cli._Counter):
         self.library = library
         self.tessdata = tessdata
         self.workers = max(1, workers)
-        self._idle: list[_Child] = []  # oldest first; under _lock
-        self._lock = threading.Lock()
-        self._closed = False
-        # An engine dropped without close() (a tool, a test, a service replaced) must not
-        # leave its children waiting for pages for as long as this process lives.
-        self._release = weakref.finalize(self, _close_idle, self._idle, self._lock)
+        self._pool: Pool[_Child] = Pool(self.workers)
 
-    @contextmanager
-    def _child(self, languages: str | None, timeout: float) -> Iterator[_Child]:
+    @property
+    def _idle(self) -> list[_Child]:
+        return self._pool.idle
+
+    def _child(self, languages: str | None, timeout: float,
+               ) -> contextlib.AbstractContextManager[_Child]:
         """An idle child with `languages` (None: any, for OSD), else a new one started
-        within `timeout` seconds."""
-        child = self._take(languages, timeout)
-        try:
-            yield child
-        finally:
-            if child.busy:  # interrupted between a request and its answer
-                child.stop()
-            self._give_back(child)
-
-    def _take(self, languages: str | None, timeout: float) -> _Child:
-        with self._lock:
-            # killed while idle (the OOM killer): dropped, and replaced if need be
-            dead = [child for child in self._idle if not child.alive]
-            self._idle[:] = [child for child in self._idle if child.alive]
-            found = next((child for child in reversed(self._idle)
-                          if languages in (None, child.languages)), None)
-            if found is not None:
-                self._idle.remove(found)
-        for child in dead:
-            child.stop()
-        # OSD has its own model: a child started for it alone loads only that.
-        return found or _Child(self.library, self.tessdata, languages or "osd", timeout)
-
-    def _give_back(self, child: _Child) -> None:
-        if not child.alive or child.pages >= PAGES_PER_CHILD:
-            child.close()
-            return
-        with self._lock:
-            if self._closed:
-                surplus = [child]
-            else:
-                self._idle.append(child)
-                surplus = self._idle[:-self.workers]  # the oldest beyond one per thread
-                del self._idle[:-self.workers]
-        for extra in surplus:
-            extra.close()
+        within `timeout` seconds. OSD has its own model: a child started for it alone
+        loads only that."""
+        return self._pool.child(
+            lambda child: languages in (None, child.languages),
+            lambda: _Child(self.library, self.tessdata, languages or "osd", timeout))
 
     def ocr(self, image: Image.Image, languages: str, psm: int, dpi: int, timeout: float,
             want_pdf: bool = False, picture: Image.Image | None = None,
@@ -259,19 +142,7 @@ class LibtessEngine(cli._Counter):
         return int(answer["degrees"]) % 360
 
     def close(self) -> None:
-        with self._lock:
-            self._closed = True  # children still reading are closed when given back
-        self._release()
-
-
-
-def _close_idle(idle: list[_Child], lock: threading.Lock) -> None:
-    """Close the idle children (the list itself: the finalizer must not hold the engine)."""
-    with lock:
-        children = idle[:]
-        idle.clear()
-    for child in children:
-        child.close()
+        self._pool.close()
 
 
 def _left(deadline: float, timeout: float) -> float:

@@ -16,6 +16,7 @@ from faxflow.types import Barcode
 from faxflow_ocr import barcodes, prep, raster
 from faxflow_ocr.document import PageInfo
 from faxflow_ocr.engine import Engine, OcrResult
+from faxflow_ocr.extract import Extractor
 from faxflow_ocr.options import OcrOptions
 
 # Degrees; below this levelling is not worth it: across a column the lines drift by under a
@@ -40,14 +41,15 @@ class PageResult:
 
 def read_page(path: Path, kind: str, page: PageInfo, options: OcrOptions, engine: Engine,
               languages: str, want_pdf: bool, timeout: float | None = None,
-              scratch: Path | None = None) -> PageResult:
+              scratch: Path | None = None, extractor: Extractor | None = None) -> PageResult:
     """One page. `timeout`: seconds for all of it (default `page_timeout`; less when the
     document's budget has less left), shared by poppler and every tesseract run, each of
-    which is killed when it runs out. `scratch`: a folder for the engine's files."""
+    which is killed when it runs out. `scratch`: a folder for the engine's files.
+    `extractor`: takes a fax PDF page's image out instead of poppler drawing it."""
     started = time.monotonic()
     limit = options.page_timeout if timeout is None else timeout
     deadline = started + limit
-    loaded = raster.load(path, kind, page, options, limit)
+    loaded = raster.load(path, kind, page, options, limit, extractor, scratch)
     gray = prep.to_gray(loaded.image)
     xdpi, ydpi = loaded.xdpi, loaded.ydpi
     del loaded

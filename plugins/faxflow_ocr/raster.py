@@ -7,6 +7,7 @@ bitmap per page (3.8 GB for 50 pages at 300 dpi RGB); page by page stays flat.
 from __future__ import annotations
 
 import math
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 from PIL import Image
 
 from faxflow_ocr.document import PageInfo
+from faxflow_ocr.extract import Extractor
 from faxflow_ocr.options import OcrOptions
 
 
@@ -47,17 +49,24 @@ def check_size(page: PageInfo, options: OcrOptions) -> None:
 
 
 def load(path: Path, kind: str, page: PageInfo, options: OcrOptions,
-         timeout: float | None = None) -> PageImage:
-    """The page's image; `timeout`: seconds poppler may take (default `page_timeout`)."""
+         timeout: float | None = None, extractor: Extractor | None = None,
+         scratch: Path | None = None) -> PageImage:
+    """The page's image; `timeout`: seconds it may take (default `page_timeout`).
+    `extractor`: takes a fax PDF page's own image out (rasterizer "extract"), else poppler
+    draws the page."""
     check_size(page, options)
     if kind == "tiff":
         return _tiff_frame(path, page, options)
-    if options.rasterizer == "extract":
-        extracted = _extract_fax_image(path, page, options)
-        if extracted is not None:
-            return extracted
-    return _pdf2image(path, page, options,
-                      options.page_timeout if timeout is None else timeout)
+    limit = options.page_timeout if timeout is None else timeout
+    if options.rasterizer == "extract" and extractor is not None:
+        started = time.monotonic()
+        image = extractor.image(path, page, limit, scratch)
+        if image is not None:
+            if page.rotate == 180:
+                image = image.transpose(Image.Transpose.ROTATE_180)
+            return PageImage(image, page.xdpi, page.ydpi)
+        limit -= time.monotonic() - started
+    return _pdf2image(path, page, options, limit)
 
 
 def _tiff_frame(path: Path, page: PageInfo, options: OcrOptions) -> PageImage:
@@ -89,51 +98,3 @@ def _pdf2image(path: Path, page: PageInfo, options: OcrOptions, timeout: float) 
     images = convert_from_path(path, dpi=options.dpi, first_page=page.number,
                                last_page=page.number, grayscale=True, timeout=seconds)
     return PageImage(images[0], options.dpi, options.dpi)
-
-
-# Images decoded in this process (pikepdf and Pillow) instead of by poppler: a fax's G4,
-# and the JPEG or Flate pictures of scanned pages. JBIG2 needs jbig2dec, which pikepdf
-# does not bundle: those pages go to pdf2image.
-EXTRACTABLE = {"/CCITTFaxDecode", "/DCTDecode", "/FlateDecode"}
-_PLAIN_COLOURS = {"/DeviceGray", "/DeviceRGB", "/CalGray", "/CalRGB"}
-
-
-def _extract_fax_image(path: Path, page: PageInfo, options: OcrOptions) -> PageImage | None:
-    """The page's one image, decoded as it is; None when the page is anything else (more
-    than one image, an image that does not cover the page, a mask, a palette, CMYK, a
-    /Decode array, JBIG2 ...)."""
-    if not page.image_width:
-        return None
-    import pikepdf
-
-    try:
-        with pikepdf.open(path) as pdf:
-            pdf_page = pdf.pages[page.number - 1]
-            streams = list(pdf_page.get_images().values())
-            if len(streams) != 1:
-                return None
-            picture = pikepdf.PdfImage(streams[0])  # type: ignore[arg-type]
-            if len(picture.filters) != 1 or picture.filters[0] not in EXTRACTABLE:
-                return None
-            if (picture.width, picture.height) != (page.image_width, page.image_height):
-                return None
-            if picture.filters != ["/CCITTFaxDecode"] and not _plain(streams[0], picture):
-                return None
-            image = picture.as_pil_image()
-    except (pikepdf.PdfError, NotImplementedError, ValueError, OSError):
-        return None
-    if page.rotate == 180:
-        image = image.transpose(Image.Transpose.ROTATE_180)
-    return PageImage(image, page.xdpi, page.ydpi)
-
-
-def _plain(stream: object, picture: object) -> bool:
-    """An 8-bit gray or RGB picture (or 1-bit gray) that Pillow shows as poppler would."""
-    get = getattr(stream, "get", None)
-    if get is None:
-        return False
-    if any(get(key) is not None for key in ("/Decode", "/SMask", "/Mask", "/ImageMask")):
-        return False
-    colour = str(get("/ColorSpace"))
-    bits = getattr(picture, "bits_per_component", 0)
-    return colour in _PLAIN_COLOURS and bits in (1, 8)

@@ -27,6 +27,7 @@ from faxflow_ocr import searchable
 from faxflow_ocr.budget import Budget, OutOfTime
 from faxflow_ocr.cache import TextCache
 from faxflow_ocr.engine import Engine
+from faxflow_ocr.extract import Extractor
 from faxflow_ocr.failures import document_error, is_transient
 from faxflow_ocr.libtess import make_engine
 from faxflow_ocr.options import OcrOptions
@@ -72,6 +73,8 @@ class OcrService:
         self.document_timeout = (options.document_timeout or document_timeout
                                  or DEFAULT_DOCUMENT_TIMEOUT)
         self.engine: Engine = make_engine(options.engine, options.model_folder, options.workers)
+        self.extractor = Extractor(options.workers, options.max_pixels) \
+            if options.rasterizer == "extract" else None
         self.cache_dir = cache_dir
         self.cache = TextCache(cache_dir, max_age_days=options.cache_max_age_days,
                                max_mb=options.cache_max_mb) \
@@ -109,6 +112,8 @@ class OcrService:
         if pool is not None:
             pool.shutdown(wait=wait)
         self.engine.close()
+        if self.extractor is not None:
+            self.extractor.close()
 
     def read(self, path: Path, name: str, sha256: str, languages: str,
              pdf_target: Path | None = None) -> Outcome:
@@ -230,7 +235,7 @@ class OcrService:
             limit = min(self.options.page_timeout, left)
             try:
                 return read_page(path, kind, page, self.options, self.engine, languages,
-                                 want_pdf, limit, scratch)
+                                 want_pdf, limit, scratch, self.extractor)
             except Exception as exc:
                 # Stopped at the budget's end (poppler or tesseract killed by its timeout,
                 # or no time left for the next step): the document's time is up, not the

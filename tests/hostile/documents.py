@@ -279,3 +279,151 @@ def dashed_strokes_pdf(pages: int = 8, lines: int = 400, dash: float = 0.02) -> 
         f"<< /Length {len(content)} /Filter /FlateDecode >>\nstream\n".encode() + content
         + b"\nendstream",
     ])
+
+
+# --- fax-like PDFs whose image is not what a viewer shows, and bombs for the reader that
+# takes a fax page's image out of its PDF (plugins/faxflow_ocr/pdf_child.py) --------------
+
+PAGE = b"[0 0 612 212.5]"  # a 1728 x 600 image at 203.3 dpi covers it
+DRAW = b"q 612 0 0 212.5 0 0 cm /Im0 Do Q"
+
+
+def text_image(text: str, width: int = 1728, height: int = 600) -> Image.Image:
+    """A 1-bit page strip with `text` in large letters."""
+    from PIL import ImageDraw, ImageFont
+
+    image = Image.new("1", (width, height), 1)
+    font = ImageFont.truetype("DejaVuSans.ttf", 72)
+    ImageDraw.Draw(image).text((60, 220), text, font=font, fill=0)
+    return image
+
+
+def _stream(head: bytes, data: bytes) -> bytes:
+    return b"<< " + head + b" /Length %d >>\nstream\n" % len(data) + data + b"\nendstream"
+
+
+def _g4_image(image: Image.Image, extra: bytes = b"") -> bytes:
+    """An image object holding `image` as CCITT G4, as a fax PDF has it."""
+    out = io.BytesIO()
+    # Pillow stores a "1" image's white as 1 bits, which CCITT codes as black runs: the
+    # TIFF's photometric says so, a PDF's /BlackIs1 false says the opposite.
+    negative = image.convert("L").point(lambda v: 255 - v).convert("1")
+    negative.save(out, "TIFF", compression="group4", strip_size=2**30)  # one strip
+    with Image.open(io.BytesIO(out.getvalue())) as tiff:
+        (at,), (size,) = tiff.tag_v2[273], tiff.tag_v2[279]
+        data = out.getvalue()[at:at + size]
+    width, height = image.size
+    return _stream(b"/Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace "
+                   b"/DeviceGray /BitsPerComponent 1 /Filter /CCITTFaxDecode /DecodeParms "
+                   b"<< /K -1 /Columns %d /Rows %d >> " % (width, height, width, height)
+                   + extra, data)
+
+
+def image_page_pdf(content: bytes = DRAW, image: bytes | None = None, page_extra: bytes = b"",
+                   resources: bytes = b"<< /XObject << /Im0 5 0 R >> >>",
+                   more: tuple[bytes, ...] = (), catalog_extra: bytes = b"") -> bytes:
+    """One page drawing object 5 (by default a G4 image of "PAY ALICE 100") with `content`;
+    objects 6 and on are `more`."""
+    return _pdf([
+        b"<< /Type /Catalog /Pages 2 0 R " + catalog_extra + b">>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox " + PAGE + b" /Resources " + resources
+        + b" /Contents 4 0 R " + page_extra + b">>",
+        _stream(b"", content),
+        image if image is not None else _g4_image(text_image("PAY ALICE 100")),
+        *more,
+    ])
+
+
+def mallory() -> bytes:
+    return _g4_image(text_image("PAY MALLORY 9999"))
+
+
+def plain_fax_like_pdf() -> bytes:
+    """The shape fax software writes: one G4 image over the whole page."""
+    return image_page_pdf()
+
+
+def shows_other_than_its_image() -> dict[str, bytes]:
+    """PDFs whose one image is not what poppler draws for the page, by name."""
+    stamp = _stream(b"/Type /XObject /Subtype /Form /BBox [0 0 1 1] "
+                    b"/Resources << /XObject << /ImB 8 0 R >> >>", b"/ImB Do")
+    annotation = (b"<< /Type /Annot /Subtype /Stamp /Rect [0 0 612 212.5] /AP << /N 7 0 R >> "
+                  b"/F 4 >>")
+    hidden = b"<< /OCProperties << /OCGs [6 0 R] /D << /OFF [6 0 R] >> >> "
+    return {
+        # the image drawn beside the page, not on it
+        "off the page": image_page_pdf(b"q 612 0 0 212.5 700 0 cm /Im0 Do Q",
+                                       image=mallory()),
+        # drawn, then painted over in white
+        "painted over": image_page_pdf(DRAW + b" 1 g 0 0 612 212.5 re f", image=mallory()),
+        # drawn upside down by its matrix
+        "mirrored": image_page_pdf(b"q 612 0 0 -212.5 0 212.5 cm /Im0 Do Q"),
+        # inverted by /Decode
+        "inverted": image_page_pdf(image=_g4_image(text_image("PAY ALICE 100"),
+                                                   b"/Decode [1 0] ")),
+        # an annotation's appearance stamps another image over it
+        "annotation": image_page_pdf(page_extra=b"/Annots [6 0 R]",
+                                     more=(annotation, stamp, mallory())),
+        # `Do` with two names: qpdf's parser keeps the first, poppler draws the last
+        "two names": image_page_pdf(b"q 612 0 0 212.5 0 0 cm /Im0 /Im1 Do Q",
+                                    resources=b"<< /XObject << /Im0 5 0 R /Im1 6 0 R >> >>",
+                                    more=(mallory(),)),
+        # a name given twice in /XObject: the two readers may pick different images
+        "name twice": image_page_pdf(image=mallory(),
+                                     resources=b"<< /XObject << /Im0 6 0 R /Im0 5 0 R >> >>",
+                                     more=(_g4_image(text_image("PAY ALICE 100")),)),
+        # in an optional-content group that is off
+        "hidden layer": image_page_pdf(image=_g4_image(text_image("PAY MALLORY 9999"),
+                                                       b"/OC 6 0 R "),
+                                       more=(b"<< /Type /OCG /Name (x) >>",),
+                                       catalog_extra=hidden.removeprefix(b"<< ")),
+        # a crop box showing the image's left quarter only
+        "cropped": image_page_pdf(page_extra=b"/CropBox [0 0 153 212.5]"),
+    }
+
+
+def flate_image_bomb_pdf() -> bytes:
+    """A 1728 x 600 grey image whose Flate data inflates to 1 GB (a 1 MB file)."""
+    import zlib
+
+    deflate = zlib.compressobj(9)
+    chunk = b"\xff" * 10**7
+    data = b"".join(deflate.compress(chunk) for _ in range(100)) + deflate.flush()
+    return image_page_pdf(image=_stream(
+        b"/Type /XObject /Subtype /Image /Width 1728 /Height 600 /ColorSpace /DeviceGray "
+        b"/BitsPerComponent 8 /Filter /FlateDecode", data))
+
+
+def jpeg_header_bomb_pdf() -> bytes:
+    """A 1728 x 600 image whose JPEG data is 12000 x 12000 pixels (144 MB decoded)."""
+    out = io.BytesIO()
+    Image.new("L", (12000, 12000), 255).save(out, "JPEG", quality=10)
+    return image_page_pdf(image=_stream(
+        b"/Type /XObject /Subtype /Image /Width 1728 /Height 600 /ColorSpace /DeviceGray "
+        b"/BitsPerComponent 8 /Filter /DCTDecode", out.getvalue()))
+
+
+def xref_stream_bomb_pdf(rows: int = 60_000_000) -> bytes:
+    """A plain fax-like page whose cross-reference stream inflates to 420 MB of entries
+    (a 400 KB file); poppler reads the entries it needs, qpdf all of them."""
+    import zlib
+
+    head = plain_fax_like_pdf()
+    head = head[:head.rfind(b"xref")]
+    deflate = zlib.compressobj(9)
+    row = struct.pack(">BIH", 0, 0, 0) * 100_000
+    data = b"".join(deflate.compress(row) for _ in range(rows // 100_000)) + deflate.flush()
+    return (head + b"9 0 obj\n<< /Type /XRef /Size %d /W [1 4 2] /Root 1 0 R "
+            b"/Filter /FlateDecode /Length %d >>\nstream\n" % (rows, len(data)) + data
+            + b"\nendstream\nendobj\nstartxref\n%d\n%%%%EOF\n" % len(head))
+
+
+def wide_page_pdf() -> bytes:
+    """A page 1,000,000 x 250 pt: pdfinfo prints its width as 1e+06."""
+    return _pdf([
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 1000000 250] /Contents 4 0 R >>",
+        b"<< /Length 0 >>\nstream\n\nendstream",
+    ])

@@ -1,0 +1,251 @@
+"""The child process that takes a fax's image out of a PDF page (extract.py), so the worker
+never opens a hostile PDF itself.
+
+qpdf (pikepdf) reads eagerly: a few-KB file can make it inflate an xref or object stream,
+or walk a page tree, into gigabytes. Here that hits this process's address-space limit
+(or its parent's timeout) and the page is drawn by poppler instead, which reads lazily.
+
+Run as `python -I pdf_child.py PARENT_PID MEMORY_BYTES`. One JSON request per line on stdin,
+one JSON answer per line on stdout; EOF on stdin ends it.
+
+    {"op": "extract", "path": PDF, "page": 1, "pages": 3, "object": [12, 0],
+     "width": 1728, "height": 2200, "size": [609.9, 808.2], "out": FILE}
+        -> {"ok": true, "format": "TIFF", "mode": "1"}: FILE holds the image as stored:
+           a TIFF around G3/G4 data, a JPEG, a PNG around predicted Flate data, or
+           "raw" pixels as Image.frombytes takes them in that mode ("1", "L" or "RGB")
+        -> {"ok": false, "why": "..."}: not a plain fax page; poppler draws it
+
+A page is taken out only when what poppler draws is exactly that one image: the page's
+content is `[q] a 0 0 d e f cm /Name Do [Q]` placing it over the whole page, `/Name` is the
+image poppler lists for the page (`pages`, `object`: what pdfinfo and pdfimages said), and
+nothing changes how it shows (annotations, masks, /Decode, optional content, a crop box).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import resource
+import struct
+import sys
+import zlib
+from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # -I leaves it out
+from libtess_child import die_with_parent, memory_giver  # type: ignore[import-not-found]
+
+PLAIN_COLOURS = {"/DeviceGray": "L", "/CalGray": "L", "/DeviceRGB": "RGB", "/CalRGB": "RGB"}
+MAX_CONTENT = 4096  # bytes: "q 609.88 0 0 840.12 0 0 cm /Im0 Do Q" is 40
+# The page's content, as fax software writes it: numbers, one name, four operators.
+_TOKEN = re.compile(rb"\s*(?:(-?\d+(?:\.\d*)?|-?\.\d+)|/([A-Za-z0-9_.+-]{1,127})"
+                    rb"|(q|Q|cm|Do))(?=[\s/]|$)")
+_SLACK = 0.005  # of the page's side: how far the image's edge may be from the page's
+
+
+class NotPlain(Exception):
+    """The page is something else than one image drawn over all of it."""
+
+
+def content_ops(data: bytes) -> list[tuple[list[float | str], str]]:
+    """The operators of a content stream made of numbers, names and q Q cm Do only."""
+    ops: list[tuple[list[float | str], str]] = []
+    operands: list[float | str] = []
+    position, end = 0, len(data.rstrip())
+    while position < end:
+        match = _TOKEN.match(data, position)
+        if match is None:
+            raise NotPlain("the page draws more than one image")
+        position = match.end()
+        if match[1] is not None:
+            operands.append(float(match[1]))
+        elif match[2] is not None:
+            operands.append("/" + match[2].decode())
+        else:
+            ops.append((operands, match[3].decode()))
+            operands = []
+    if operands:
+        raise NotPlain("the page's content ends with operands")
+    return ops
+
+
+def _bounded(raw: bytes, limit: int) -> bytes:
+    """zlib data inflated to at most `limit` bytes; NotPlain when there is more."""
+    inflater = zlib.decompressobj()
+    try:
+        data = inflater.decompress(raw, limit)
+    except zlib.error:
+        raise NotPlain("damaged compressed data") from None
+    if inflater.unconsumed_tail or not inflater.eof:
+        raise NotPlain("compressed data larger than expected, or cut short")
+    return data
+
+
+def _filters(stream: Any, pikepdf: Any) -> list[str]:
+    found = stream.get("/Filter")
+    if found is None:
+        return []
+    return [str(f) for f in found] if isinstance(found, pikepdf.Array) else [str(found)]
+
+
+def _parms(stream: Any, pikepdf: Any) -> Any:
+    """The /DecodeParms of a stream's one filter (a dictionary, or an array of one)."""
+    parms = stream.get("/DecodeParms")
+    if isinstance(parms, pikepdf.Array) and len(parms) == 1:
+        parms = parms[0]
+    return parms if isinstance(parms, pikepdf.Dictionary) else None
+
+
+def _content(page: Any, pikepdf: Any) -> bytes:
+    contents = page.get("/Contents")
+    if isinstance(contents, pikepdf.Array) and len(contents) == 1:
+        contents = contents[0]
+    if not isinstance(contents, pikepdf.Stream):
+        raise NotPlain("the page's content is not one stream")
+    raw = contents.read_raw_bytes()
+    if len(raw) > MAX_CONTENT:
+        raise NotPlain("the page's content is long")
+    filters = _filters(contents, pikepdf)
+    if filters == []:
+        return bytes(raw)
+    if filters == ["/FlateDecode"] and _parms(contents, pikepdf) is None:
+        return _bounded(bytes(raw), MAX_CONTENT)
+    raise NotPlain("the page's content is encoded unusually")
+
+
+def _near(value: float, wanted: float, side: float) -> bool:
+    return abs(value - wanted) <= max(1.0, _SLACK * side)
+
+
+def plain_image(pdf: Any, request: dict[str, Any], pikepdf: Any) -> Any:
+    """The image stream drawn over the whole of the request's page; NotPlain otherwise."""
+    if pdf.Root.Pages.get("/Count") != request["pages"] or len(pdf.pages) != request["pages"]:
+        raise NotPlain("qpdf and poppler count the pages differently")
+    page = pdf.pages[request["page"] - 1].obj
+    if len(page.get("/Annots", [])) or "/UserUnit" in page:
+        raise NotPlain("the page has annotations or a user unit")
+    box = [float(v) for v in pikepdf.Page(page).mediabox]
+    if "/CropBox" in page and [float(v) for v in page.CropBox] != box:
+        raise NotPlain("the page has a crop box")
+    x0, y0, x1, y1 = box
+    width, height = x1 - x0, y1 - y0
+    want_w, want_h = request["size"]
+    if not (_near(width, want_w, want_w) and _near(height, want_h, want_h)):
+        raise NotPlain("qpdf and poppler see different page sizes")
+    ops = content_ops(_content(page, pikepdf))
+    if len(ops) == 4 and ops[0] == ([], "q") and ops[3] == ([], "Q"):
+        ops = ops[1:3]
+    if len(ops) != 2 or ops[0][1] != "cm" or ops[1][1] != "Do" or len(ops[0][0]) != 6 \
+            or len(ops[1][0]) != 1 or not isinstance(ops[1][0][0], str):
+        raise NotPlain("the page draws more than one image")
+    a, b, c, d, e, f = (float(v) for v in ops[0][0])
+    if b or c or not (_near(a, width, width) and _near(d, height, height)
+                      and _near(e, x0, width) and _near(f, y0, height)):
+        raise NotPlain("the image does not cover the page as it stands")
+    resources = page.get("/Resources")
+    xobjects = resources.get("/XObject") if isinstance(resources, pikepdf.Dictionary) else None
+    image = xobjects.get(ops[1][0][0]) if isinstance(xobjects, pikepdf.Dictionary) else None
+    if not isinstance(image, pikepdf.Stream) or list(image.objgen) != request["object"]:
+        raise NotPlain("the image drawn is not the one poppler lists")
+    if image.get("/Subtype") != "/Image" or image.get("/ImageMask", False):
+        raise NotPlain("not an image")
+    for key in ("/Decode", "/SMask", "/Mask", "/OC", "/SMaskInData", "/Alternates"):
+        if key in image:
+            raise NotPlain(f"the image has {key}")
+    if (image.get("/Width"), image.get("/Height")) != (request["width"], request["height"]):
+        raise NotPlain("the image's size is not the one poppler lists")
+    return image
+
+
+def write(image: Any, out: Any, pikepdf: Any) -> dict[str, Any]:
+    """The image, as stored, to `out`: a G3/G4 fax image as a TIFF, a JPEG as it is (both
+    decoded by the worker, as it decodes TIFF faxes), other data inflated within the
+    image's declared size. Nothing is decoded here that the worker will decode again."""
+    colour = PLAIN_COLOURS.get(str(image.get("/ColorSpace")))
+    bits = image.get("/BitsPerComponent")
+    width, height = int(image.Width), int(image.Height)
+    filters = _filters(image, pikepdf)
+    if colour is None or bits not in (1, 8) or (bits == 1 and colour != "L") \
+            or len(filters) != 1:
+        raise NotPlain("an unusual colour space or encoding")
+    if filters == ["/CCITTFaxDecode"]:
+        parms = _parms(image, pikepdf)
+        if parms is None or bits != 1 \
+                or parms.get("/Columns", 1728) != width \
+                or parms.get("/Rows", height) != height:
+            raise NotPlain("CCITT data of another size")
+        if pikepdf.PdfImage(image).extract_to(stream=out) != ".tif":
+            raise NotPlain("CCITT data pikepdf cannot wrap")
+        return {"ok": True, "format": "TIFF", "mode": "1"}
+    if filters == ["/DCTDecode"] and bits == 8:
+        out.write(bytes(image.read_raw_bytes()))
+        return {"ok": True, "format": "JPEG", "mode": colour}
+    if filters == ["/FlateDecode"]:
+        mode = "1" if bits == 1 else colour
+        parms = _parms(image, pikepdf)
+        if parms is None:
+            row = (width + 7) // 8 if bits == 1 else width * len(colour)
+            data = _bounded(bytes(image.read_raw_bytes()), row * height)
+            if len(data) != row * height:
+                raise NotPlain("the image's data is short")
+            out.write(data)  # as Image.frombytes takes it: 1 bits are white, as in the PDF
+            return {"ok": True, "format": "raw", "mode": mode}
+        # PNG predictors (as img2pdf writes a PNG's pixels): the same rows as a PNG's, so
+        # the data goes into one, which the worker's PNG decoder reads up to its size.
+        if 10 <= parms.get("/Predictor", 1) <= 15 and parms.get("/Colors", 1) == len(colour) \
+                and parms.get("/BitsPerComponent", 8) == bits \
+                and parms.get("/Columns", 1) == width:
+            out.write(png(width, height, bits, colour, bytes(image.read_raw_bytes())))
+            return {"ok": True, "format": "PNG", "mode": mode}
+    raise NotPlain("an encoding read by poppler only")
+
+
+def png(width: int, height: int, bits: int, colour: str, idat: bytes) -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data)))
+
+    colour_type = 0 if colour == "L" else 2
+    header = struct.pack(">IIBBBBB", width, height, bits, colour_type, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat)
+            + chunk(b"IEND", b""))
+
+
+def extract(request: dict[str, Any]) -> dict[str, Any]:
+    import pikepdf
+
+    try:
+        with pikepdf.open(request["path"]) as pdf:
+            image = plain_image(pdf, request, pikepdf)
+            if pdf.get_warnings():  # damage qpdf worked round: poppler judges it
+                raise NotPlain("the file is damaged")
+            fd = os.open(request["out"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                return write(image, out, pikepdf)
+    except NotPlain as exc:
+        return {"ok": False, "why": str(exc)}
+    except MemoryError:
+        return {"ok": False, "why": "more memory than a fax page needs"}
+    except Exception as exc:  # qpdf fails on bad input with many types
+        return {"ok": False, "why": f"{type(exc).__name__}: {str(exc)[:200]}"}
+
+
+def main() -> None:
+    parent, memory = int(sys.argv[1]), int(sys.argv[2])
+    die_with_parent(parent)
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    answers = os.fdopen(os.dup(1), "w", buffering=1)
+    quiet = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(quiet, 1)  # qpdf may print; the protocol has its own fd
+    os.dup2(quiet, 2)
+    import pikepdf  # noqa: F401 - loaded before the first page, counted in the start
+    answers.write(json.dumps({"ok": True}) + "\n")
+    give_back_memory = memory_giver()
+    for line in sys.stdin:
+        request = json.loads(line)
+        answers.write(json.dumps(extract(request)) + "\n")
+        give_back_memory()
+
+
+if __name__ == "__main__":
+    main()
