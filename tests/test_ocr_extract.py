@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -138,11 +139,12 @@ from pathlib import Path
 import faxflow_ocr.extract
 from faxflow_ocr.options import OcrOptions
 from faxflow_ocr.service import OcrService
-if len(sys.argv) > 2:
-    faxflow_ocr.extract.BASE_MEMORY = int(sys.argv[2])
+path, options, base_memory, searchable = sys.argv[1:5]
+if base_memory:
+    faxflow_ocr.extract.BASE_MEMORY = int(base_memory)
 started = time.monotonic()
-ocr = OcrService(OcrOptions(cache=False, workers=1), None)
-outcome = ocr.read(Path(sys.argv[1]), "fax.pdf", "", "eng")
+ocr = OcrService(OcrOptions(cache=False, workers=1, **json.loads(options)), None)
+outcome = ocr.read(Path(path), "fax.pdf", "", "eng", Path(searchable) if searchable else None)
 ocr.close()
 print(json.dumps({"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
                   "seconds": time.monotonic() - started,
@@ -150,12 +152,15 @@ print(json.dumps({"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss /
 """
 
 
-def read_in_a_worker(path: Path, *args: str) -> dict[str, object]:
+def read_in_a_worker(path: Path, options: dict[str, object] | None = None,
+                     base_memory: int | None = None,
+                     searchable: Path | None = None) -> dict[str, object]:
     """What a worker process reads from `path`, and its own peak memory."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE.parent / "plugins"),
                                                         str(HERE.parent)])}
-    done = subprocess.run([sys.executable, "-c", READ, str(path), *args], env=env,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, "-c", READ, str(path), json.dumps(options or {}),
+                           str(base_memory or ""), str(searchable or "")],
+                          env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     result: dict[str, object] = json.loads(done.stdout.splitlines()[-1])
     return result
@@ -183,9 +188,24 @@ def test_a_reader_at_its_memory_limit_leaves_the_page_to_poppler(tmp_path: Path)
     """The xref bomb under a 64 MB address space: qpdf runs out of memory in the child,
     which answers no or dies; poppler draws the page."""
     path = saved(tmp_path, "fax.pdf", hostile.xref_stream_bomb_pdf())
-    result = read_in_a_worker(path, str(64 * 2**20))
+    result = read_in_a_worker(path, base_memory=64 * 2**20)
     ((text, error),) = result["pages"]  # type: ignore[misc]
     assert error is None and "ALICE" in text.upper()
+
+
+def test_a_searchable_pdf_copies_an_unread_page_without_parsing_the_bomb(
+        tmp_path: Path) -> None:
+    """The page of the xref bomb is over max_pixels, so the searchable PDF holds the
+    original page as it is: copied by poppler, not by qpdf in the worker (2.1 GB)."""
+    path = saved(tmp_path, "fax.pdf", hostile.xref_stream_bomb_pdf())
+    target = tmp_path / "searchable.pdf"
+    result = read_in_a_worker(path, {"max_pixels": 1000}, searchable=target)
+    ((_, error),) = result["pages"]  # type: ignore[misc]
+    assert "too large" in str(error)
+    assert result["rss_mb"] < 300, result  # type: ignore[operator]
+    info = subprocess.run(["pdfinfo", str(target)], capture_output=True, text=True,
+                          check=True).stdout
+    assert re.search(r"^Pages:\s+1$", info, re.M), info
 
 
 def test_a_reader_that_does_not_answer_in_time_leaves_the_page_to_poppler(

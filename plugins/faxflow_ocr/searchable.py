@@ -2,9 +2,9 @@
 
 A page tesseract read is its one-page PDF (the fax's pixels under an invisible text layer);
 a page that was not read (beyond `max_pages`, or failed) is the original page without a
-text layer: copied as is from a PDF (pikepdf, nothing decoded), or a TIFF frame wrapped by
-img2pdf. A TIFF frame over `max_pixels` is not decoded even for this; its place holds a
-page saying so. So the searchable PDF never has fewer pages than the fax.
+text layer: copied as is from a PDF (poppler's pdfseparate, nothing decoded), or a TIFF
+frame wrapped by img2pdf. A TIFF frame over `max_pixels` is not decoded even for this;
+its place holds a page saying so. So the searchable PDF never has fewer pages than the fax.
 """
 
 from __future__ import annotations
@@ -31,9 +31,7 @@ def assemble(original: Path, kind: str, page_count: int, read: dict[int, Path],
             pieces += [read[n] for n in range(first, last + 1)]
             continue
         if kind == "pdf":
-            piece = scratch / f"original-{first:06d}-{last:06d}.pdf"
-            _pdf_pages(original, first, last, piece)
-            pieces.append(piece)
+            pieces += _pdf_pages(original, first, last, scratch)
         else:
             pieces += _tiff_frames(original, first, last, scratch, max_pixels)
     merged = scratch / "searchable.pdf"
@@ -50,12 +48,14 @@ def _runs(page_count: int, read: dict[int, Path]) -> Iterator[tuple[int, int, bo
             first = number
 
 
-def _pdf_pages(original: Path, first: int, last: int, out: Path) -> None:
-    import pikepdf
-
-    with pikepdf.open(original) as source, pikepdf.new() as piece:
-        piece.pages.extend(source.pages[first - 1:last])
-        piece.save(out)
+def _pdf_pages(original: Path, first: int, last: int, scratch: Path) -> list[Path]:
+    """The original's pages, copied as they are by poppler (`pdfseparate`), which reads as
+    lazily as it draws: qpdf in the worker would inflate an xref-stream bomb (2.1 GB from
+    400 KB) before copying anything."""
+    subprocess.run(["pdfseparate", "-f", str(first), "-l", str(last), str(original),
+                    str(scratch / "original-%06d.pdf")],
+                   check=True, capture_output=True, env=tool_env(), timeout=300)
+    return [scratch / f"original-{number:06d}.pdf" for number in range(first, last + 1)]
 
 
 def _tiff_frames(original: Path, first: int, last: int, scratch: Path,
