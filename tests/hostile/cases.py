@@ -68,6 +68,13 @@ def document_cases() -> list[Case]:
         doc("huge-page-among-good", "pdf", docs.pdf_with_a_huge_page, "quarantined",
             r"document 1 of 1 \(.+\.pdf\): 1 of 2 pages unreadable: page 2: page is too "
             r"large: \d+ x \d+ pixels"),
+        # pdfinfo prints its width as "1e+06": too large, not a letter page drawn at 1.9 Gpx
+        doc("wide-page-pdf", "pdf", docs.wide_page_pdf, "quarantined",
+            r"1 of 1 pages unreadable: page 1: page is too large: \d{7} x \d+ pixels"),
+        # bombs for qpdf, which only the PDF reader's child opens: the page is drawn by
+        # poppler (tests/test_ocr_extract.py measures the worker's memory)
+        doc("xref-stream-bomb", "pdf", docs.xref_stream_bomb_pdf, "delivered"),
+        doc("flate-image-bomb", "pdf", docs.flate_image_bomb_pdf, "delivered"),
         doc("lying-page-count", "pdf", docs.lying_page_count_pdf, "quarantined",
             r"PDF is damaged: .*Page count \(2147483647\)"),
         # Over max_pages (3 here): quarantined from the headers by default (it was delivered
