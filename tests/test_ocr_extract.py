@@ -107,7 +107,9 @@ def test_tesseract_gets_what_poppler_draws_not_the_image_the_pdf_holds(
         tmp_path: Path, name: str) -> None:
     """Each PDF holds one fax image but shows something else (moved off the page, painted
     over, mirrored, inverted, stamped over by an annotation, a second name, a hidden layer,
-    a crop box): the page handed to OCR is poppler's drawing."""
+    a crop box, a /DefaultGray, CCITT parameters of odd types, a JPEG's colour transform,
+    an encrypted stream qpdf leaves as stored): the page handed to OCR is poppler's
+    drawing."""
     path = saved(tmp_path, "fax.pdf", hostile.shows_other_than_its_image()[name])
     page = page_of(path)
     extractor = Extractor(1, 40_000_000)
@@ -206,6 +208,26 @@ def test_a_searchable_pdf_copies_an_unread_page_without_parsing_the_bomb(
     info = subprocess.run(["pdfinfo", str(target)], capture_output=True, text=True,
                           check=True).stdout
     assert re.search(r"^Pages:\s+1$", info, re.M), info
+
+
+def test_a_jpeg_is_decoded_in_the_child_under_its_time_limit_not_in_the_worker(
+        tmp_path: Path) -> None:
+    """A progressive JPEG with one scan repeated 1000 times (~1 s to decode here; 114 s
+    at 5000 scans on a 40-megapixel page in an attacker's review): the worker only reads
+    the gray pixels the child wrote."""
+    path = saved(tmp_path, "fax.pdf", hostile.slow_jpeg_pdf(scans=1000))
+    page = page_of(path)
+    extractor = Extractor(1, 40_000_000)
+    try:
+        extractor.image(path, page_of(saved(tmp_path, "plain.pdf",
+                                            hostile.plain_fax_like_pdf())), 30, tmp_path)
+        started = time.process_time()
+        image = extractor.image(path, page, 30, tmp_path)
+        spent = time.process_time() - started
+    finally:
+        extractor.close()
+    assert image is not None and image.mode == "L" and image.size == (3000, 3000)
+    assert spent < 0.15, spent
 
 
 def test_a_reader_that_does_not_answer_in_time_leaves_the_page_to_poppler(

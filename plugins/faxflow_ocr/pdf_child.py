@@ -11,14 +11,18 @@ one JSON answer per line on stdout; EOF on stdin ends it.
     {"op": "extract", "path": PDF, "page": 1, "pages": 3, "object": [12, 0],
      "width": 1728, "height": 2200, "size": [609.9, 808.2], "out": FILE}
         -> {"ok": true, "format": "TIFF", "mode": "1"}: FILE holds the image as stored:
-           a TIFF around G3/G4 data, a JPEG, a PNG around predicted Flate data, or
-           "raw" pixels as Image.frombytes takes them in that mode ("1", "L" or "RGB")
+           a TIFF around G3/G4 data, or "raw" pixels as Image.frombytes takes them in
+           that mode ("1" or "L")
         -> {"ok": false, "why": "..."}: not a plain fax page; poppler draws it
 
 A page is taken out only when what poppler draws is exactly that one image: the page's
 content is `[q] a 0 0 d e f cm /Name Do [Q]` placing it over the whole page, `/Name` is the
 image poppler lists for the page (`pages`, `object`: what pdfinfo and pdfimages said), and
-nothing changes how it shows (annotations, masks, /Decode, optional content, a crop box).
+nothing changes how it shows. Dictionaries are read by lists of the keys allowed, each of
+the type poppler takes: a key poppler would read differently from qpdf or Pillow (a
+/BlackIs1 of 1, a /K of -1.0, a /DefaultGray colour space, a JPEG's /ColorTransform) or
+one left out of the list sends the page to poppler. So do encrypted files and files with
+cross-reference streams, where qpdf and poppler may find different objects.
 """
 
 from __future__ import annotations
@@ -35,11 +39,28 @@ from typing import Any
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # -I leaves it out
 from libtess_child import die_with_parent, memory_giver  # type: ignore[import-not-found]
 
-PLAIN_COLOURS = {"/DeviceGray": "L", "/CalGray": "L", "/DeviceRGB": "RGB", "/CalRGB": "RGB"}
+PLAIN_COLOURS = {"/DeviceGray": "L", "/DeviceRGB": "RGB"}
 MAX_CONTENT = 4096  # bytes: "q 609.88 0 0 840.12 0 0 cm /Im0 Do Q" is 40
-# The page's content, as fax software writes it: numbers, one name, four operators.
-_TOKEN = re.compile(rb"\s*(?:(-?\d+(?:\.\d*)?|-?\.\d+)|/([A-Za-z0-9_.+-]{1,127})"
-                    rb"|(q|Q|cm|Do))(?=[\s/]|$)")
+# The page's content, as fax software writes it: numbers, one name, four operators,
+# separated by PDF's white space (not Python's: a vertical tab is part of a name there).
+_SPACE = rb"[\x00\t\n\x0c\r ]"
+_TOKEN = re.compile(rb"%s*(?:(-?\d+(?:\.\d*)?|-?\.\d+)|/([A-Za-z0-9_.+-]{1,127})"
+                    rb"|(q|Q|cm|Do))(?=%s|/|$)" % (_SPACE, _SPACE))
+# Keys allowed in each dictionary read, with the Python type pikepdf gives their values
+# (bool before int: a bool is an int to isinstance).
+PAGE_KEYS = {"/Type", "/Parent", "/MediaBox", "/CropBox", "/TrimBox", "/BleedBox", "/ArtBox",
+             "/Resources", "/Contents", "/Rotate", "/LastModified", "/PieceInfo",
+             "/Metadata", "/StructParents", "/ID", "/PZ", "/Thumb", "/B", "/Tabs"}
+RESOURCE_KEYS = {"/XObject", "/ProcSet"}  # a /ColorSpace could hold a /DefaultGray
+IMAGE_KEYS = {"/Type": "name", "/Subtype": "name", "/Width": int, "/Height": int,
+              "/ColorSpace": "name", "/BitsPerComponent": int, "/Filter": None,
+              "/DecodeParms": None, "/Length": int, "/Interpolate": bool, "/Name": "name",
+              "/Metadata": None, "/StructParent": int, "/ID": None}
+CCITT_KEYS = {"/K": int, "/Columns": int, "/Rows": int, "/BlackIs1": bool,
+              "/EncodedByteAlign": bool, "/EndOfLine": bool, "/EndOfBlock": bool}
+PREDICTOR_KEYS = {"/Predictor": int, "/Colors": int, "/BitsPerComponent": int,
+                  "/Columns": int}
+STREAM_KEYS = {"/Length": int, "/Filter": None}
 _SLACK = 0.005  # of the page's side: how far the image's edge may be from the page's
 
 
@@ -51,7 +72,7 @@ def content_ops(data: bytes) -> list[tuple[list[float | str], str]]:
     """The operators of a content stream made of numbers, names and q Q cm Do only."""
     ops: list[tuple[list[float | str], str]] = []
     operands: list[float | str] = []
-    position, end = 0, len(data.rstrip())
+    position, end = 0, len(data.rstrip(b"\x00\t\n\x0c\r "))
     while position < end:
         match = _TOKEN.match(data, position)
         if match is None:
@@ -81,6 +102,29 @@ def _bounded(raw: bytes, limit: int) -> bytes:
     return data
 
 
+def _only(what: str, dictionary: Any, allowed: dict[str, Any] | set[str],
+          pikepdf: Any) -> None:
+    """NotPlain unless every key of `dictionary` is allowed, with a value of its type."""
+    for key in dictionary.keys():  # noqa: SIM118 - a Stream is not iterable by its keys
+        if key == "/Annots" and isinstance(dictionary.get(key), pikepdf.Array) \
+                and len(dictionary.get(key)) == 0:
+            continue  # "no annotations", as some producers write it
+        if key not in allowed:
+            raise NotPlain(f"{what} has {key}")
+        kind = allowed.get(key) if isinstance(allowed, dict) else None
+        value = dictionary.get(key)
+        if kind == "name":
+            ok = isinstance(value, pikepdf.Name)
+        elif kind is bool:
+            ok = type(value) is bool
+        elif kind is int:
+            ok = type(value) is int
+        else:
+            ok = True
+        if not ok:
+            raise NotPlain(f"{what} has {key} of an unusual type")
+
+
 def _filters(stream: Any, pikepdf: Any) -> list[str]:
     found = stream.get("/Filter")
     if found is None:
@@ -102,13 +146,14 @@ def _content(page: Any, pikepdf: Any) -> bytes:
         contents = contents[0]
     if not isinstance(contents, pikepdf.Stream):
         raise NotPlain("the page's content is not one stream")
+    _only("the page's content", contents, STREAM_KEYS, pikepdf)
     raw = contents.read_raw_bytes()
     if len(raw) > MAX_CONTENT:
         raise NotPlain("the page's content is long")
     filters = _filters(contents, pikepdf)
     if filters == []:
         return bytes(raw)
-    if filters == ["/FlateDecode"] and _parms(contents, pikepdf) is None:
+    if filters == ["/FlateDecode"]:
         return _bounded(bytes(raw), MAX_CONTENT)
     raise NotPlain("the page's content is encoded unusually")
 
@@ -119,11 +164,14 @@ def _near(value: float, wanted: float, side: float) -> bool:
 
 def plain_image(pdf: Any, request: dict[str, Any], pikepdf: Any) -> Any:
     """The image stream drawn over the whole of the request's page; NotPlain otherwise."""
+    if pdf.is_encrypted:  # qpdf leaves some streams encrypted that poppler decrypts
+        raise NotPlain("the file is encrypted")
+    if "/XRefStm" in pdf.trailer or "/W" in pdf.trailer:
+        raise NotPlain("the file has cross-reference streams")
     if pdf.Root.Pages.get("/Count") != request["pages"] or len(pdf.pages) != request["pages"]:
         raise NotPlain("qpdf and poppler count the pages differently")
     page = pdf.pages[request["page"] - 1].obj
-    if len(page.get("/Annots", [])) or "/UserUnit" in page:
-        raise NotPlain("the page has annotations or a user unit")
+    _only("the page", page, PAGE_KEYS, pikepdf)
     box = [float(v) for v in pikepdf.Page(page).mediabox]
     if "/CropBox" in page and [float(v) for v in page.CropBox] != box:
         raise NotPlain("the page has a crop box")
@@ -143,60 +191,91 @@ def plain_image(pdf: Any, request: dict[str, Any], pikepdf: Any) -> Any:
                       and _near(e, x0, width) and _near(f, y0, height)):
         raise NotPlain("the image does not cover the page as it stands")
     resources = page.get("/Resources")
-    xobjects = resources.get("/XObject") if isinstance(resources, pikepdf.Dictionary) else None
+    if not isinstance(resources, pikepdf.Dictionary):
+        raise NotPlain("the page has no resources of its own")
+    _only("the page's resources", resources, RESOURCE_KEYS, pikepdf)
+    xobjects = resources.get("/XObject")
     image = xobjects.get(ops[1][0][0]) if isinstance(xobjects, pikepdf.Dictionary) else None
     if not isinstance(image, pikepdf.Stream) or list(image.objgen) != request["object"]:
         raise NotPlain("the image drawn is not the one poppler lists")
-    if image.get("/Subtype") != "/Image" or image.get("/ImageMask", False):
+    _only("the image", image, IMAGE_KEYS, pikepdf)
+    if image.get("/Subtype") != "/Image" or image.get("/Type", "/XObject") != "/XObject":
         raise NotPlain("not an image")
-    for key in ("/Decode", "/SMask", "/Mask", "/OC", "/SMaskInData", "/Alternates"):
-        if key in image:
-            raise NotPlain(f"the image has {key}")
     if (image.get("/Width"), image.get("/Height")) != (request["width"], request["height"]):
         raise NotPlain("the image's size is not the one poppler lists")
     return image
 
 
 def write(image: Any, out: Any, pikepdf: Any) -> dict[str, Any]:
-    """The image, as stored, to `out`: a G3/G4 fax image as a TIFF, a JPEG as it is (both
-    decoded by the worker, as it decodes TIFF faxes), other data inflated within the
-    image's declared size. Nothing is decoded here that the worker will decode again."""
+    """The image to `out`: a G3/G4 fax image as a TIFF around its data (decoded by the
+    worker, as it decodes TIFF faxes: in time and memory linear in its size), anything
+    else decoded here, where time and memory are limited, as 8-bit gray (what the page
+    pass makes of it) or 1-bit pixels."""
     colour = PLAIN_COLOURS.get(str(image.get("/ColorSpace")))
     bits = image.get("/BitsPerComponent")
-    width, height = int(image.Width), int(image.Height)
+    width, height = image.Width, image.Height
     filters = _filters(image, pikepdf)
     if colour is None or bits not in (1, 8) or (bits == 1 and colour != "L") \
             or len(filters) != 1:
         raise NotPlain("an unusual colour space or encoding")
+    parms = _parms(image, pikepdf)
+    if image.get("/DecodeParms") is not None and parms is None:
+        raise NotPlain("unusual decode parameters")
     if filters == ["/CCITTFaxDecode"]:
-        parms = _parms(image, pikepdf)
-        if parms is None or bits != 1 \
-                or parms.get("/Columns", 1728) != width \
-                or parms.get("/Rows", height) != height:
-            raise NotPlain("CCITT data of another size")
+        if parms is None or bits != 1:
+            raise NotPlain("CCITT data without its parameters")
+        _only("the CCITT parameters", parms, CCITT_KEYS, pikepdf)
+        if parms.get("/Columns", 1728) != width or parms.get("/Rows", height) != height \
+                or parms.get("/EncodedByteAlign", False) or parms.get("/EndOfLine", False) \
+                or not parms.get("/EndOfBlock", True):
+            raise NotPlain("CCITT data of another size or form")
         if pikepdf.PdfImage(image).extract_to(stream=out) != ".tif":
             raise NotPlain("CCITT data pikepdf cannot wrap")
         return {"ok": True, "format": "TIFF", "mode": "1"}
-    if filters == ["/DCTDecode"] and bits == 8:
-        out.write(bytes(image.read_raw_bytes()))
-        return {"ok": True, "format": "JPEG", "mode": colour}
-    if filters == ["/FlateDecode"]:
+    picture = _decoded(image, filters[0], parms, colour, bits, pikepdf)
+    if picture.size != (width, height):
+        raise NotPlain("the decoded image is not the one described")
+    if picture.mode == "RGB":
+        picture = picture.convert("L")
+    out.write(picture.tobytes())  # as Image.frombytes takes it: 1 bits are white
+    return {"ok": True, "format": "raw", "mode": picture.mode}
+
+
+def _decoded(image: Any, encoding: str, parms: Any, colour: str, bits: int,
+             pikepdf: Any) -> Any:
+    import io
+
+    from PIL import Image
+
+    width, height = image.Width, image.Height
+    raw = bytes(image.read_raw_bytes())
+    if encoding == "/DCTDecode" and parms is None and bits == 8:
+        picture = Image.open(io.BytesIO(raw), formats=["JPEG"])
+        # A JPEG's own header may say another size than /Width and /Height (a bomb), or
+        # another colour transform than poppler applies: with a JFIF marker and without
+        # Adobe's, both turn YCbCr into RGB.
+        if picture.size != (width, height) or picture.mode != colour or (
+                colour == "RGB" and ("jfif" not in picture.info or "adobe" in picture.info)):
+            raise NotPlain("the JPEG is not the image its dictionary describes")
+        picture.load()
+        return picture
+    if encoding == "/FlateDecode" and parms is None:
         mode = "1" if bits == 1 else colour
-        parms = _parms(image, pikepdf)
-        if parms is None:
-            row = (width + 7) // 8 if bits == 1 else width * len(colour)
-            data = _bounded(bytes(image.read_raw_bytes()), row * height)
-            if len(data) != row * height:
-                raise NotPlain("the image's data is short")
-            out.write(data)  # as Image.frombytes takes it: 1 bits are white, as in the PDF
-            return {"ok": True, "format": "raw", "mode": mode}
-        # PNG predictors (as img2pdf writes a PNG's pixels): the same rows as a PNG's, so
-        # the data goes into one, which the worker's PNG decoder reads up to its size.
+        row = (width + 7) // 8 if bits == 1 else width * len(colour)
+        data = _bounded(raw, row * height)
+        if len(data) != row * height:
+            raise NotPlain("the image's data is short")
+        return Image.frombytes(mode, (width, height), data)
+    if encoding == "/FlateDecode":
+        # PNG predictors (as img2pdf writes a PNG's pixels): the same rows as a PNG's
+        _only("the predictor parameters", parms, PREDICTOR_KEYS, pikepdf)
         if 10 <= parms.get("/Predictor", 1) <= 15 and parms.get("/Colors", 1) == len(colour) \
                 and parms.get("/BitsPerComponent", 8) == bits \
                 and parms.get("/Columns", 1) == width:
-            out.write(png(width, height, bits, colour, bytes(image.read_raw_bytes())))
-            return {"ok": True, "format": "PNG", "mode": mode}
+            picture = Image.open(io.BytesIO(png(width, height, bits, colour, raw)),
+                                 formats=["PNG"])
+            picture.load()
+            return picture
     raise NotPlain("an encoding read by poppler only")
 
 
@@ -239,6 +318,9 @@ def main() -> None:
     os.dup2(quiet, 1)  # qpdf may print; the protocol has its own fd
     os.dup2(quiet, 2)
     import pikepdf  # noqa: F401 - loaded before the first page, counted in the start
+    from PIL import Image
+
+    Image.MAX_IMAGE_PIXELS = None  # the worker checked /Width x /Height against max_pixels
     answers.write(json.dumps({"ok": True}) + "\n")
     give_back_memory = memory_giver()
     for line in sys.stdin:

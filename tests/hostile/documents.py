@@ -321,13 +321,14 @@ def _g4_image(image: Image.Image, extra: bytes = b"") -> bytes:
 
 def image_page_pdf(content: bytes = DRAW, image: bytes | None = None, page_extra: bytes = b"",
                    resources: bytes = b"<< /XObject << /Im0 5 0 R >> >>",
-                   more: tuple[bytes, ...] = (), catalog_extra: bytes = b"") -> bytes:
+                   more: tuple[bytes, ...] = (), catalog_extra: bytes = b"",
+                   mediabox: bytes = PAGE) -> bytes:
     """One page drawing object 5 (by default a G4 image of "PAY ALICE 100") with `content`;
     objects 6 and on are `more`."""
     return _pdf([
         b"<< /Type /Catalog /Pages 2 0 R " + catalog_extra + b">>",
         b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox " + PAGE + b" /Resources " + resources
+        b"<< /Type /Page /Parent 2 0 R /MediaBox " + mediabox + b" /Resources " + resources
         + b" /Contents 4 0 R " + page_extra + b">>",
         _stream(b"", content),
         image if image is not None else _g4_image(text_image("PAY ALICE 100")),
@@ -380,7 +381,82 @@ def shows_other_than_its_image() -> dict[str, bytes]:
                                        catalog_extra=hidden.removeprefix(b"<< ")),
         # a crop box showing the image's left quarter only
         "cropped": image_page_pdf(page_extra=b"/CropBox [0 0 153 212.5]"),
+        # the page's /DefaultGray draws each grey value as another one
+        "default gray": _default_gray_swap(),
+        # CCITT parameters of a type poppler ignores and pikepdf does not
+        "BlackIs1 as a number": image_page_pdf(image=_g4_image(
+            text_image("PAY ALICE 100")).replace(b"/Rows 600 >>", b"/Rows 600 /BlackIs1 1 >>")),
+        "K as a real": image_page_pdf(image=_g4_image(
+            text_image("PAY ALICE 100")).replace(b"/K -1", b"/K -1.0")),
+        # a JPEG whose stored channels poppler draws as they are, Pillow as YCbCr
+        "JPEG colour transform off": _jpeg_two_texts(),
+        # encrypted, the image stream typed /XRef: qpdf reads it as stored, poppler decrypts
+        "encrypted, image typed XRef": _xref_typed_image(),
     }
+
+
+def _default_gray_swap() -> bytes:
+    """An 8-bit image whose values carry two texts, and a /DefaultGray that shows only
+    the faint one (an attacker review's reproducer)."""
+    import zlib
+
+    alice = text_image("PAY ALICE 100").convert("L").tobytes()
+    mallory = text_image("PAY MALLORY 9999").convert("L").tobytes()
+    data = bytes((200 if a else 0) + (55 if m else 0) for a, m in zip(alice, mallory,
+                                                                    strict=True))
+    image = _stream(b"/Type /XObject /Subtype /Image /Width 1728 /Height 600 /ColorSpace "
+                    b"/DeviceGray /BitsPerComponent 8 /Filter /FlateDecode",
+                    zlib.compress(data, 9))
+    lookup = bytes(255 if v in (55, 255) else 0 for v in range(256))
+    return image_page_pdf(image=image, resources=(
+        b"<< /XObject << /Im0 5 0 R >> /ColorSpace << /DefaultGray [/Indexed /DeviceGray "
+        b"255 <" + lookup.hex().encode() + b">] >> >>"))
+
+
+def _jpeg_two_texts() -> bytes:
+    """A JPEG whose Y channel says "PAY ALICE 100" and whose Cb, Cr say "PAY MALLORY 9999",
+    with /ColorTransform 0."""
+    luma = text_image("PAY ALICE 100").convert("L")
+    chroma = text_image("PAY MALLORY 9999").convert("L").point(lambda v: 228 if v else 28)
+    out = io.BytesIO()
+    Image.merge("YCbCr", (luma, chroma, chroma)).save(out, "JPEG", quality=95, subsampling=0)
+    return image_page_pdf(image=_stream(
+        b"/Type /XObject /Subtype /Image /Width 1728 /Height 600 /ColorSpace /DeviceRGB "
+        b"/BitsPerComponent 8 /Filter /DCTDecode /DecodeParms << /ColorTransform 0 >>",
+        out.getvalue()))
+
+
+def _xref_typed_image() -> bytes:
+    """RC4 with an empty user password; the image's G4 data stored in clear."""
+    g4 = _g4_image(text_image("PAY ALICE 100"), b"/Type /XRef ")
+    clear = g4[g4.index(b"stream\n") + 7:g4.rindex(b"\nendstream")]
+    with pikepdf.open(io.BytesIO(image_page_pdf(image=g4))) as pdf:
+        out = io.BytesIO()
+        pdf.save(out, encryption=pikepdf.Encryption(owner="o", user="", R=3, aes=False,
+                                                    metadata=False),
+                 static_id=True, compress_streams=False)
+    data = out.getvalue()
+    with pikepdf.open(io.BytesIO(data)) as pdf:
+        cipher = bytes(pdf.pages[0].Resources.XObject.Im0.read_raw_bytes())
+    return data.replace(cipher, clear)  # same length: the offsets stay right
+
+
+def slow_jpeg_pdf(scans: int = 200, side: int = 3000) -> bytes:
+    """A progressive JPEG page whose last refinement scan is repeated `scans` times:
+    decoding it takes time in proportion (an attacker review: 114 s at 5000 scans)."""
+    out = io.BytesIO()
+    text_image("PAY ALICE 100", side, side).convert("L").save(out, "JPEG", quality=50,
+                                                              progressive=True)
+    jpeg = out.getvalue()
+    last = jpeg.rindex(b"\xff\xda")  # the last scan, up to the end-of-image marker
+    jpeg = jpeg[:-2] + jpeg[last:-2] * (scans - 1) + b"\xff\xd9"
+    size = side / 200 * 72
+    return image_page_pdf(
+        b"q %g 0 0 %g 0 0 cm /Im0 Do Q" % (size, size),
+        image=_stream(b"/Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace "
+                      b"/DeviceGray /BitsPerComponent 8 /Filter /DCTDecode" % (side, side),
+                      jpeg),
+        mediabox=b"[0 0 %g %g]" % (size, size))
 
 
 def flate_image_bomb_pdf() -> bytes:
