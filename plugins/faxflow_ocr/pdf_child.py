@@ -10,9 +10,9 @@ one JSON answer per line on stdout; EOF on stdin ends it.
 
     {"op": "extract", "path": PDF, "page": 1, "pages": 3, "object": [12, 0],
      "width": 1728, "height": 2200, "size": [609.9, 808.2], "out": FILE}
-        -> {"ok": true, "format": "TIFF", "mode": "1"}: FILE holds the image as stored:
-           a TIFF around G3/G4 data, or "raw" pixels as Image.frombytes takes them in
-           that mode ("1" or "L")
+        -> {"ok": true, "format": "TIFF", "mode": "1"}: FILE holds a TIFF around the
+           page's G3/G4 data, or ("raw", "L") its pixels decoded, 8-bit gray, as
+           Image.frombytes takes them
         -> {"ok": false, "why": "..."}: not a plain fax page; poppler draws it
 
 A page is taken out only when what poppler draws is exactly that one image: the page's
@@ -36,7 +36,7 @@ import sys
 import zlib
 from typing import Any
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # -I leaves it out
+sys.path.append(os.path.dirname(os.path.abspath(__file__)))  # -I leaves it out; last: no shadowing
 from libtess_child import die_with_parent, memory_giver  # type: ignore[import-not-found]
 
 PLAIN_COLOURS = {"/DeviceGray": "L", "/DeviceRGB": "RGB"}
@@ -133,11 +133,19 @@ def _filters(stream: Any, pikepdf: Any) -> list[str]:
 
 
 def _parms(stream: Any, pikepdf: Any) -> Any:
-    """The /DecodeParms of a stream's one filter (a dictionary, or an array of one)."""
-    parms = stream.get("/DecodeParms")
-    if isinstance(parms, pikepdf.Array) and len(parms) == 1:
-        parms = parms[0]
-    return parms if isinstance(parms, pikepdf.Dictionary) else None
+    """The /DecodeParms of a stream's one filter, or None. In the form poppler reads: a
+    dictionary for a filter given by name, an array of one for an array of one; in any
+    other form poppler ignores them and pikepdf does not (NotPlain)."""
+    filters, parms = stream.get("/Filter"), stream.get("/DecodeParms")
+    if parms is None:
+        return None
+    if isinstance(filters, pikepdf.Name) and isinstance(parms, pikepdf.Dictionary):
+        return parms
+    if isinstance(filters, pikepdf.Array) and isinstance(parms, pikepdf.Array) \
+            and len(filters) == len(parms) == 1 \
+            and (parms[0] is None or isinstance(parms[0], pikepdf.Dictionary)):
+        return parms[0]
+    raise NotPlain("decode parameters in another form than the filter's")
 
 
 def _content(page: Any, pikepdf: Any) -> bytes:
@@ -207,10 +215,9 @@ def plain_image(pdf: Any, request: dict[str, Any], pikepdf: Any) -> Any:
 
 
 def write(image: Any, out: Any, pikepdf: Any) -> dict[str, Any]:
-    """The image to `out`: a G3/G4 fax image as a TIFF around its data (decoded by the
-    worker, as it decodes TIFF faxes: in time and memory linear in its size), anything
-    else decoded here, where time and memory are limited, as 8-bit gray (what the page
-    pass makes of it) or 1-bit pixels."""
+    """The image to `out`: G3/G4 data as a TIFF around it, anything else decoded here,
+    where time and memory are limited (a progressive JPEG may take minutes), as 8-bit
+    gray pixels."""
     colour = PLAIN_COLOURS.get(str(image.get("/ColorSpace")))
     bits = image.get("/BitsPerComponent")
     width, height = image.Width, image.Height
@@ -219,8 +226,6 @@ def write(image: Any, out: Any, pikepdf: Any) -> dict[str, Any]:
             or len(filters) != 1:
         raise NotPlain("an unusual colour space or encoding")
     parms = _parms(image, pikepdf)
-    if image.get("/DecodeParms") is not None and parms is None:
-        raise NotPlain("unusual decode parameters")
     if filters == ["/CCITTFaxDecode"]:
         if parms is None or bits != 1:
             raise NotPlain("CCITT data without its parameters")
@@ -229,16 +234,18 @@ def write(image: Any, out: Any, pikepdf: Any) -> dict[str, Any]:
                 or parms.get("/EncodedByteAlign", False) or parms.get("/EndOfLine", False) \
                 or not parms.get("/EndOfBlock", True):
             raise NotPlain("CCITT data of another size or form")
+        # A TIFF around the G3/G4 data, for the worker's libtiff: decoding it takes time
+        # and memory in proportion to the page's pixels, and handing over its pixels
+        # would cost more (Pillow packs 1-bit pixels slowly: 7 ms a fax page).
         if pikepdf.PdfImage(image).extract_to(stream=out) != ".tif":
             raise NotPlain("CCITT data pikepdf cannot wrap")
         return {"ok": True, "format": "TIFF", "mode": "1"}
     picture = _decoded(image, filters[0], parms, colour, bits, pikepdf)
-    if picture.size != (width, height):
+    if picture.size != (width, height) or picture.mode not in ("1", "L", "RGB"):
         raise NotPlain("the decoded image is not the one described")
-    if picture.mode == "RGB":
-        picture = picture.convert("L")
-    out.write(picture.tobytes())  # as Image.frombytes takes it: 1 bits are white
-    return {"ok": True, "format": "raw", "mode": picture.mode}
+    # 8-bit gray, what the page pass makes of every page
+    out.write(picture.convert("L").tobytes())
+    return {"ok": True, "format": "raw", "mode": "L"}
 
 
 def _decoded(image: Any, encoding: str, parms: Any, colour: str, bits: int,

@@ -33,7 +33,7 @@ from faxflow_ocr.libtess import make_engine
 from faxflow_ocr.options import OcrOptions
 from faxflow_ocr.page import PageResult, read_page
 from faxflow_ocr.raster import PageTooLarge
-from faxflow_ocr.tools import limit_threads
+from faxflow_ocr.tools import limit_threads, quiet_libtiff
 
 log = logging.getLogger("faxflow.ocr")
 DEFAULT_DOCUMENT_TIMEOUT = 300.0  # half the default lock_timeout; the plugin passes its own
@@ -69,6 +69,7 @@ class OcrService:
     def __init__(self, options: OcrOptions, cache_dir: Path | None,
                  document_timeout: float | None = None) -> None:
         limit_threads()
+        quiet_libtiff()
         self.options = options
         self.document_timeout = (options.document_timeout or document_timeout
                                  or DEFAULT_DOCUMENT_TIMEOUT)

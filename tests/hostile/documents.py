@@ -388,6 +388,15 @@ def shows_other_than_its_image() -> dict[str, bytes]:
             text_image("PAY ALICE 100")).replace(b"/Rows 600 >>", b"/Rows 600 /BlackIs1 1 >>")),
         "K as a real": image_page_pdf(image=_g4_image(
             text_image("PAY ALICE 100")).replace(b"/K -1", b"/K -1.0")),
+        # decode parameters in another form than the filter's: poppler ignores them
+        "parameters in an array, filter by name": image_page_pdf(image=_g4_image(
+            text_image("PAY ALICE 100")).replace(b"/DecodeParms << /K -1 /Columns 1728 "
+                                                 b"/Rows 600 >>",
+                                                 b"/DecodeParms [<< /K -1 /Columns 1728 "
+                                                 b"/Rows 600 >>]")),
+        "filter in an array, parameters by name": image_page_pdf(image=_g4_image(
+            text_image("PAY ALICE 100")).replace(b"/Filter /CCITTFaxDecode",
+                                                 b"/Filter [/CCITTFaxDecode]")),
         # a JPEG whose stored channels poppler draws as they are, Pillow as YCbCr
         "JPEG colour transform off": _jpeg_two_texts(),
         # encrypted, the image stream typed /XRef: qpdf reads it as stored, poppler decrypts
