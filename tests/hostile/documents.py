@@ -99,24 +99,24 @@ def many_pages_pdf(pages: int = 500) -> bytes:
         return out.getvalue()
 
 
-def lying_page_count_pdf() -> bytes:
-    """One real page, but the page tree claims two billion."""
+def _empty_page_pdf(mediabox: bytes, count: int = 1) -> bytes:
+    """One empty page of `mediabox`, in a page tree that says it has `count` pages."""
     return _pdf([
         b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 2147483647 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count %d >>" % count,
+        b"<< /Type /Page /Parent 2 0 R /MediaBox " + mediabox + b" /Contents 4 0 R >>",
         b"<< /Length 0 >>\nstream\n\nendstream",
     ])
+
+
+def lying_page_count_pdf() -> bytes:
+    """One real page, but the page tree claims two billion."""
+    return _empty_page_pdf(b"[0 0 595 842]", 2147483647)
 
 
 def huge_page_pdf() -> bytes:
     """An empty page 200 x 200 inches: rendered at any dpi it is a bomb."""
-    return _pdf([
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 14400 14400] /Contents 4 0 R >>",
-        b"<< /Length 0 >>\nstream\n\nendstream",
-    ])
+    return _empty_page_pdf(b"[0 0 14400 14400]")
 
 
 # --- decompression bombs -------------------------------------------------------------------
@@ -506,9 +506,4 @@ def xref_stream_bomb_pdf(rows: int = 60_000_000) -> bytes:
 
 def wide_page_pdf() -> bytes:
     """A page 1,000,000 x 250 pt: pdfinfo prints its width as 1e+06."""
-    return _pdf([
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 1000000 250] /Contents 4 0 R >>",
-        b"<< /Length 0 >>\nstream\n\nendstream",
-    ])
+    return _empty_page_pdf(b"[0 0 1000000 250]")
