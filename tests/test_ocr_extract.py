@@ -103,14 +103,36 @@ def test_the_faxes_we_generate_are_taken_out_as_poppler_draws_them(tmp_path: Pat
         extractor.close()
 
 
+def test_a_fax_pdf_in_two_xref_tables_is_taken_out_too(tmp_path: Path) -> None:
+    """img2pdf's default writer (pikepdf) gives a file with two xref tables and two
+    trailers, each object listed once: still one set of objects for qpdf and poppler."""
+    import img2pdf
+
+    tiff = io.BytesIO()
+    hostile.text_image("PAY ALICE 100").save(tiff, "TIFF", compression="group4",
+                                             dpi=(204, 196))
+    content = bytes(img2pdf.convert([tiff.getvalue()]))
+    assert content.count(b"trailer") == 2  # what makes this case
+    path = saved(tmp_path, "fax.pdf", content)
+    page = page_of(path)
+    extractor = Extractor(1, 40_000_000)
+    try:
+        image = extractor.image(path, page, 30, tmp_path)
+    finally:
+        extractor.close()
+    assert image is not None
+    assert mean_difference(image, drawn_by_poppler(path, page)) < 2
+
+
 @pytest.mark.parametrize("name", sorted(hostile.shows_other_than_its_image()))
 def test_tesseract_gets_what_poppler_draws_not_the_image_the_pdf_holds(
         tmp_path: Path, name: str) -> None:
     """Each PDF holds one fax image but shows something else (moved off the page, painted
     over, mirrored, inverted, stamped over by an annotation, a second name, a hidden layer,
-    a crop box, a /DefaultGray, CCITT parameters of odd types, a JPEG's colour transform,
-    an encrypted stream qpdf leaves as stored): the page handed to OCR is poppler's
-    drawing."""
+    a crop box, a /DefaultGray, CCITT parameters of odd types or in the wrong form, a
+    JPEG's colour transform, an encrypted stream qpdf leaves as stored, a second copy of
+    the image object, G3 rows after the end of the page): the page handed to OCR is
+    poppler's drawing."""
     path = saved(tmp_path, "fax.pdf", hostile.shows_other_than_its_image()[name])
     page = page_of(path)
     extractor = Extractor(1, 40_000_000)

@@ -22,7 +22,8 @@ nothing changes how it shows. Dictionaries are read by lists of the keys allowed
 the type poppler takes: a key poppler would read differently from qpdf or Pillow (a
 /BlackIs1 of 1, a /K of -1.0, a /DefaultGray colour space, a JPEG's /ColorTransform) or
 one left out of the list sends the page to poppler. So do encrypted files and files with
-cross-reference streams, where qpdf and poppler may find different objects.
+cross-reference streams, and any file whose xref tables do not list every object where it
+is, each once (canonical()): there qpdf and poppler may find different objects.
 """
 
 from __future__ import annotations
@@ -88,6 +89,59 @@ def content_ops(data: bytes) -> list[tuple[list[float | str], str]]:
     if operands:
         raise NotPlain("the page's content ends with operands")
     return ops
+
+
+_OBJECT = re.compile(rb"(?<![0-9])([0-9]{1,10})%s+([0-9]{1,5})%s+obj(?![A-Za-z])"
+                     % (_SPACE, _SPACE))
+_END = re.compile(rb"startxref%s+([0-9]{1,10})%s+%%%%EOF%s*$" % (_SPACE, _SPACE, _SPACE))
+_TABLE = re.compile(rb"(?<![A-Za-z])xref%s" % _SPACE)
+_SECTION = re.compile(rb"%s*([0-9]{1,10}) ([0-9]{1,10})%s*" % (_SPACE, _SPACE))
+_ENTRY = re.compile(rb"([0-9]{10}) ([0-9]{5}) ([nf])(?: \r| \n|\r\n)")
+_ROOT = re.compile(rb"/Root%s+([0-9]+)%s+([0-9]+)%s+R" % (_SPACE, _SPACE, _SPACE))
+
+
+def canonical(data: bytes) -> None:
+    """NotPlain unless every `N G obj` in the file is the one its xref tables list, each
+    number defined once, and the trailers agree on the catalog. Then poppler, which
+    rebuilds its table by scanning for those headers when anything in the file displeases
+    it (often silently), finds the very objects qpdf reads from the tables. A second copy
+    of an object, unlisted or in an update, is how an attacker would show poppler one
+    image and qpdf another. A linearized file (two tables) passes."""
+    end = _END.search(data, max(0, len(data) - 1024))
+    if end is None or data[int(end[1]):int(end[1]) + 4] != b"xref":
+        raise NotPlain("the file does not end with a startxref poppler reads as qpdf does")
+    listed: dict[int, tuple[int, int]] = {}  # number -> (offset, generation)
+    free: set[int] = set()
+    for table in _TABLE.finditer(data):
+        position = table.end() - 1
+        while (section := _SECTION.match(data, position)) is not None:
+            first, count = int(section[1]), int(section[2])
+            position = section.end()
+            for number in range(first, first + count):
+                entry = _ENTRY.match(data, position)
+                if entry is None:
+                    raise NotPlain("an xref table is damaged")
+                position = entry.end()
+                if entry[3] == b"f":
+                    free.add(number)
+                elif listed.setdefault(number, (int(entry[1]), int(entry[2]))) != \
+                        (int(entry[1]), int(entry[2])):
+                    raise NotPlain("the xref tables list an object in two places")
+        if not data.startswith(b"trailer", position):
+            raise NotPlain("an xref table is damaged")
+    if not listed or free & set(listed) - {0}:
+        raise NotPlain("the xref tables disagree")
+    found = set()
+    for header in _OBJECT.finditer(data):
+        number = int(header[1])
+        if number in found or listed.get(number) != (header.start(), int(header[2])):
+            raise NotPlain("an object is defined where the xref tables do not say")
+        found.add(number)
+    if len(found) != len(listed):
+        raise NotPlain("the xref tables list objects the file does not hold")
+    roots = {root.groups() for root in _ROOT.finditer(data)}
+    if len(roots) != 1:
+        raise NotPlain("the trailers name different catalogs")
 
 
 def _bounded(raw: bytes, limit: int) -> bytes:
@@ -234,6 +288,11 @@ def write(image: Any, out: Any, pikepdf: Any) -> dict[str, Any]:
                 or parms.get("/EncodedByteAlign", False) or parms.get("/EndOfLine", False) \
                 or not parms.get("/EndOfBlock", True):
             raise NotPlain("CCITT data of another size or form")
+        if parms.get("/K", 0) >= 0:
+            # G3: libtiff and poppler part ways on data after an end-of-page mark, or
+            # before the first end-of-line code (an attacker review showed each reading
+            # rows the other does not); fax PDFs hold G4.
+            raise NotPlain("G3 data, drawn by poppler")
         # A TIFF around the G3/G4 data, for the worker's libtiff: decoding it takes time
         # and memory in proportion to the page's pixels, and handing over its pixels
         # would cost more (Pillow packs 1-bit pixels slowly: 7 ms a fax page).
@@ -258,12 +317,12 @@ def _decoded(image: Any, encoding: str, parms: Any, colour: str, bits: int,
     raw = bytes(image.read_raw_bytes())
     if encoding == "/DCTDecode" and parms is None and bits == 8:
         picture = Image.open(io.BytesIO(raw), formats=["JPEG"])
-        # A JPEG's own header may say another size than /Width and /Height (a bomb), or
-        # another colour transform than poppler applies: with a JFIF marker and without
-        # Adobe's, both turn YCbCr into RGB.
-        if picture.size != (width, height) or picture.mode != colour or (
-                colour == "RGB" and ("jfif" not in picture.info or "adobe" in picture.info)):
-            raise NotPlain("the JPEG is not the image its dictionary describes")
+        # A JPEG's own header may say another size than /Width and /Height (a bomb). Gray
+        # only: for colour, poppler and libjpeg each decide on the colour transform from
+        # the markers and the PDF in their own way (an attacker review swapped texts
+        # through /ColorTransform).
+        if picture.size != (width, height) or picture.mode != colour or colour != "L":
+            raise NotPlain("the JPEG is not a gray image of the size its dictionary says")
         picture.load()
         return picture
     if encoding == "/FlateDecode" and parms is None:
@@ -301,6 +360,8 @@ def extract(request: dict[str, Any]) -> dict[str, Any]:
     import pikepdf
 
     try:
+        with open(request["path"], "rb") as f:
+            canonical(f.read())
         with pikepdf.open(request["path"]) as pdf:
             image = plain_image(pdf, request, pikepdf)
             if pdf.get_warnings():  # damage qpdf worked round: poppler judges it

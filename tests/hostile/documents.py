@@ -397,11 +397,52 @@ def shows_other_than_its_image() -> dict[str, bytes]:
         "filter in an array, parameters by name": image_page_pdf(image=_g4_image(
             text_image("PAY ALICE 100")).replace(b"/Filter /CCITTFaxDecode",
                                                  b"/Filter [/CCITTFaxDecode]")),
+        # a second, unlisted copy of the image object, and a startxref poppler cannot read:
+        # poppler rebuilds its xref table from the copies (the last one wins), qpdf does not
+        "a second copy of the image": _shadowed_image_pdf(),
+        # G3 rows after an end-of-page mark: poppler stops there, libtiff reads on
+        "G3 rows after the end of the page": _g3_after_rtc_pdf(),
         # a JPEG whose stored channels poppler draws as they are, Pillow as YCbCr
         "JPEG colour transform off": _jpeg_two_texts(),
         # encrypted, the image stream typed /XRef: qpdf reads it as stored, poppler decrypts
         "encrypted, image typed XRef": _xref_typed_image(),
     }
+
+
+def _shadowed_image_pdf() -> bytes:
+    """The xref table lists "PAY ALICE 100" as object 5; "PAY MALLORY 9999", also
+    `5 0 obj`, sits unlisted after it. A comment after `startxref` makes poppler rebuild
+    its table without a word (an attacker review's reproducer)."""
+    base = image_page_pdf()
+    extra = b"5 0 obj\n" + mallory() + b"\nendobj\n"
+    at = base.rindex(b"\nxref\n") + 1
+    head, _, tail = (base[:at] + extra + base[at:]).rpartition(b"startxref\n")
+    return head + b"startxref\n%% a comment\n%d\n%%%%EOF\n" % (int(tail.split()[0]) + len(extra))
+
+
+def _g3_after_rtc_pdf() -> bytes:
+    """G3 data: 300 rows saying "PAY ALICE 100", an end-of-page mark (six end-of-line
+    codes), then 300 rows saying "PAY MALLORY 9999"."""
+    def g3_bits(image: Image.Image) -> str:
+        out = io.BytesIO()
+        negative = image.convert("L").point(lambda v: 255 - v).convert("1")
+        negative.save(out, "TIFF", compression="group3", strip_size=2**30)
+        with Image.open(io.BytesIO(out.getvalue())) as tiff:
+            (at,), (size,) = tiff.tag_v2[273], tiff.tag_v2[279]
+        return "".join(f"{byte:08b}" for byte in out.getvalue()[at:at + size])
+
+    page = Image.new("1", (1728, 600), 1)
+    page.paste(text_image("PAY ALICE 100", 1728, 300), (0, -160))
+    lower = Image.new("1", (1728, 600), 1)
+    lower.paste(text_image("PAY MALLORY 9999", 1728, 300), (0, 300))
+    bits = g3_bits(page.crop((0, 0, 1728, 300))) + "000000000001" * 6 \
+        + g3_bits(lower.crop((0, 300, 1728, 600)))
+    bits += "0" * (-len(bits) % 8)
+    data = int(bits, 2).to_bytes(len(bits) // 8, "big")
+    return image_page_pdf(image=_stream(
+        b"/Type /XObject /Subtype /Image /Width 1728 /Height 600 /ColorSpace /DeviceGray "
+        b"/BitsPerComponent 1 /Filter /CCITTFaxDecode /DecodeParms << /K 0 /Columns 1728 "
+        b"/Rows 600 >>", data))
 
 
 def _default_gray_swap() -> bytes:
