@@ -358,3 +358,20 @@ def test_libtiff_does_not_write_a_line_per_damaged_row_into_the_log(
     result = read_in_a_worker(path)
     assert "Bad code word" not in str(result["stderr"])
     assert len(str(result["stderr"]).splitlines()) < 5, result["stderr"]
+
+
+def test_an_xref_table_glued_to_a_keyword_is_checked_too() -> None:
+    """poppler reads a linearized file's first table right after the first `endobj`, even
+    written `endobjxref`; a table listing object 5 one byte into another object's header
+    must be seen, or it would show poppler another object than qpdf reads."""
+    from faxflow_ocr import pdf_child
+
+    data = hostile.plain_fax_like_pdf()
+    pdf_child.canonical(data)  # the plain file passes
+    five = data.index(b"\n5 0 obj") + 1
+    glued = (b"xref\n5 1\n%010d 00000 n \ntrailer\n<< /Root 1 0 R >>\n" % (five + 1))
+    at = data.rindex(b"endobj") + len(b"endobj")  # after the last object: no offset moves
+    head, _, tail = (data[:at] + glued + data[at:]).rpartition(b"startxref\n")
+    shifted = head + b"startxref\n%d\n%%%%EOF\n" % (int(tail.split()[0]) + len(glued))
+    with pytest.raises(pdf_child.NotPlain):
+        pdf_child.canonical(shifted)

@@ -91,29 +91,39 @@ def content_ops(data: bytes) -> list[tuple[list[float | str], str]]:
     return ops
 
 
-_OBJECT = re.compile(rb"(?<![0-9])([0-9]{1,10})%s+([0-9]{1,5})%s+obj(?![A-Za-z])"
-                     % (_SPACE, _SPACE))
+# Headers as poppler reads them: any number of digits (leading zeros too), white space.
+_OBJECT = re.compile(rb"(?<![0-9])([0-9]+)%s+([0-9]+)%s+obj(?![A-Za-z])" % (_SPACE, _SPACE))
+_OBJ = re.compile(rb"(?<![A-Za-z])obj(?![A-Za-z])")  # every keyword, headers or not
 _END = re.compile(rb"startxref%s+([0-9]{1,10})%s+%%%%EOF%s*$" % (_SPACE, _SPACE, _SPACE))
-_TABLE = re.compile(rb"(?<![A-Za-z])xref%s" % _SPACE)
+_TABLE = re.compile(rb"(?<!start)xref")  # whatever precedes it: "endobjxref" is one too
 _SECTION = re.compile(rb"%s*([0-9]{1,10}) ([0-9]{1,10})%s*" % (_SPACE, _SPACE))
 _ENTRY = re.compile(rb"([0-9]{10}) ([0-9]{5}) ([nf])(?: \r| \n|\r\n)")
 _ROOT = re.compile(rb"/Root%s+([0-9]+)%s+([0-9]+)%s+R" % (_SPACE, _SPACE, _SPACE))
+_LINEARIZED_T = re.compile(rb"/T%s+([0-9]+)" % _SPACE)
 
 
 def canonical(data: bytes) -> None:
-    """NotPlain unless every `N G obj` in the file is the one its xref tables list, each
-    number defined once, and the trailers agree on the catalog. Then poppler, which
-    rebuilds its table by scanning for those headers when anything in the file displeases
-    it (often silently), finds the very objects qpdf reads from the tables. A second copy
-    of an object, unlisted or in an update, is how an attacker would show poppler one
-    image and qpdf another. A linearized file (two tables) passes."""
+    """NotPlain unless every object in the file is where its xref tables list it, each
+    number defined once, and nothing else in the file looks like an object or a table.
+
+    poppler rebuilds its xref table by scanning for `N G obj` whenever something in the
+    file displeases it (a comment after `startxref`, a reference to a missing object: often
+    without a word), and reads a linearized file's first table wherever that is; qpdf
+    reads the tables `startxref` leads to. With every header listed where it is, each
+    number once, every table consistent and one catalog, both find the same objects. A
+    second copy of an object, a header in a form only one of them reads, or a table only
+    one of them reads is how an attacker shows poppler one image and qpdf another (three
+    attacker reviews built such files). A linearized file (two tables) passes."""
     end = _END.search(data, max(0, len(data) - 1024))
     if end is None or data[int(end[1]):int(end[1]) + 4] != b"xref":
         raise NotPlain("the file does not end with a startxref poppler reads as qpdf does")
     listed: dict[int, tuple[int, int]] = {}  # number -> (offset, generation)
     free: set[int] = set()
+    heads: list[tuple[int, int]] = []  # each table, up to its first entry (a linearized /T)
+    roots: set[tuple[bytes, ...]] = set()
     for table in _TABLE.finditer(data):
-        position = table.end() - 1
+        head = (table.start(), -1)
+        position = table.end()
         while (section := _SECTION.match(data, position)) is not None:
             first, count = int(section[1]), int(section[2])
             position = section.end()
@@ -121,6 +131,8 @@ def canonical(data: bytes) -> None:
                 entry = _ENTRY.match(data, position)
                 if entry is None:
                     raise NotPlain("an xref table is damaged")
+                if head[1] < 0:
+                    head = (head[0], position)
                 position = entry.end()
                 if entry[3] == b"f":
                     free.add(number)
@@ -129,6 +141,11 @@ def canonical(data: bytes) -> None:
                     raise NotPlain("the xref tables list an object in two places")
         if not data.startswith(b"trailer", position):
             raise NotPlain("an xref table is damaged")
+        heads.append(head)
+        trailer = data[position:data.find(b"startxref", position)]
+        if b"#" in trailer:  # /Ro#6ft is /Root to both readers, not to these checks
+            raise NotPlain("a trailer writes a name with # escapes")
+        roots |= {root.groups() for root in _ROOT.finditer(trailer)}
     if not listed or free & set(listed) - {0}:
         raise NotPlain("the xref tables disagree")
     found = set()
@@ -137,11 +154,19 @@ def canonical(data: bytes) -> None:
         if number in found or listed.get(number) != (header.start(), int(header[2])):
             raise NotPlain("an object is defined where the xref tables do not say")
         found.add(number)
-    if len(found) != len(listed):
-        raise NotPlain("the xref tables list objects the file does not hold")
-    roots = {root.groups() for root in _ROOT.finditer(data)}
+    if len(found) != len(listed) or len(_OBJ.findall(data)) != len(found):
+        raise NotPlain("the xref tables and the objects in the file do not match")
     if len(roots) != 1:
         raise NotPlain("the trailers name different catalogs")
+    # poppler reads a file as linearized from its first object's dictionary: that one is
+    # read here too, escapes and all, and its /T must lead into a table checked above.
+    opening = data[:data.find(b"endobj")]
+    if b"stream" not in opening and b"#" in opening:
+        raise NotPlain("the first object writes a name with # escapes")
+    if b"/Linearized" in opening:
+        hint = _LINEARIZED_T.search(opening)
+        if hint is None or not any(start <= int(hint[1]) <= end for start, end in heads):
+            raise NotPlain("a linearized file whose /T is not at an xref table")
 
 
 def _bounded(raw: bytes, limit: int) -> bytes:

@@ -400,6 +400,10 @@ def shows_other_than_its_image() -> dict[str, bytes]:
         # a second, unlisted copy of the image object, and a startxref poppler cannot read:
         # poppler rebuilds its xref table from the copies (the last one wins), qpdf does not
         "a second copy of the image": _shadowed_image_pdf(),
+        # the same, under a header with leading zeros, and a missing /Info to make poppler
+        # rebuild its table
+        "a copy under a zero-padded header": _shadowed_image_pdf(
+            b"5 000000 obj", trailer=b"/Info 99 0 R "),
         # G3 rows after an end-of-page mark: poppler stops there, libtiff reads on
         "G3 rows after the end of the page": _g3_after_rtc_pdf(),
         # a JPEG whose stored channels poppler draws as they are, Pillow as YCbCr
@@ -409,15 +413,16 @@ def shows_other_than_its_image() -> dict[str, bytes]:
     }
 
 
-def _shadowed_image_pdf() -> bytes:
-    """The xref table lists "PAY ALICE 100" as object 5; "PAY MALLORY 9999", also
-    `5 0 obj`, sits unlisted after it. A comment after `startxref` makes poppler rebuild
-    its table without a word (an attacker review's reproducer)."""
-    base = image_page_pdf()
-    extra = b"5 0 obj\n" + mallory() + b"\nendobj\n"
+def _shadowed_image_pdf(header: bytes = b"5 0 obj", trailer: bytes = b"") -> bytes:
+    """The xref table lists "PAY ALICE 100" as object 5; "PAY MALLORY 9999", also object
+    5 (`header`), sits unlisted after it. A comment after `startxref` (or what `trailer`
+    adds) makes poppler rebuild its table without a word (attacker reviews' reproducers)."""
+    base = image_page_pdf().replace(b"/Root 1 0 R ", b"/Root 1 0 R " + trailer)
+    extra = header + b"\n" + mallory() + b"\nendobj\n"
     at = base.rindex(b"\nxref\n") + 1
     head, _, tail = (base[:at] + extra + base[at:]).rpartition(b"startxref\n")
-    return head + b"startxref\n%% a comment\n%d\n%%%%EOF\n" % (int(tail.split()[0]) + len(extra))
+    comment = b"" if trailer else b"% a comment\n"
+    return head + b"startxref\n" + comment + b"%d\n%%%%EOF\n" % (int(tail.split()[0]) + len(extra))
 
 
 def _g3_after_rtc_pdf() -> bytes:
