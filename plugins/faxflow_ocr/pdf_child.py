@@ -28,6 +28,7 @@ is, each once (canonical()): there qpdf and poppler may find different objects.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -156,6 +157,8 @@ def canonical(data: bytes) -> None:
         found.add(number)
     if len(found) != len(listed) or len(_OBJ.findall(data)) != len(found):
         raise NotPlain("the xref tables and the objects in the file do not match")
+    _delimited(data, sorted(offset for offset, _ in listed.values()),
+               [start for start, _ in heads])
     if len(roots) != 1:
         raise NotPlain("the trailers name different catalogs")
     # poppler reads a file as linearized from its first object's dictionary: that one is
@@ -167,6 +170,37 @@ def canonical(data: bytes) -> None:
         hint = _LINEARIZED_T.search(opening)
         if hint is None or not any(start <= int(hint[1]) <= end for start, end in heads):
             raise NotPlain("a linearized file whose /T is not at an xref table")
+
+
+_TABLE_END = re.compile(rb"startxref%s+[0-9]+%s+%%%%EOF%s*" % (_SPACE, _SPACE, _SPACE))
+_WHITE = b"\x00\t\n\x0c\r "
+
+
+def _delimited(data: bytes, objects: list[int], tables: list[int]) -> None:
+    """NotPlain unless each object, from its header to the next object or table, is one
+    `endobj`-ended body with at most one stream, ended by an `endstream` alone on its line,
+    and nothing but white space after it; and each table region ends with its startxref.
+    poppler, rebuilding its table, ends a stream at the first `endstream` it finds at the
+    start of a line (not at /Length, as qpdf does): bytes between objects, or an
+    `endstream` it skips, would let it read a longer or shorter stream than qpdf."""
+    for start, end in itertools.pairwise([*sorted(objects + tables), len(data)]):
+        region = data[start:end]
+        if start in tables:
+            if region.count(b"trailer") != 1 or region.count(b"startxref") > 1 or (
+                    b"startxref" in region
+                    and not _TABLE_END.fullmatch(region, region.find(b"startxref"))):
+                raise NotPlain("something follows an xref table")
+            continue
+        body, ending, rest = region.rpartition(b"endobj")
+        if not ending or rest.strip(_WHITE) or region.count(b"endobj") != 1:
+            raise NotPlain("something lies between the objects")
+        ends = body.count(b"endstream")
+        if body.count(b"stream") != 2 * ends or ends > 1:
+            raise NotPlain("an object holds more than one stream end")
+        if ends:
+            at = body.index(b"endstream")
+            if body[at - 1:at] not in (b"\n", b"\r") or body[at + 9:].strip(_WHITE):
+                raise NotPlain("a stream does not end on a line of its own")
 
 
 def _bounded(raw: bytes, limit: int) -> bytes:

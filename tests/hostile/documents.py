@@ -404,6 +404,8 @@ def shows_other_than_its_image() -> dict[str, bytes]:
         # rebuild its table
         "a copy under a zero-padded header": _shadowed_image_pdf(
             b"5 000000 obj", trailer=b"/Info 99 0 R "),
+        # the page's content goes on past an `endstream` poppler does not count as one
+        "content past a hidden stream end": _content_past_its_end_pdf(),
         # G3 rows after an end-of-page mark: poppler stops there, libtiff reads on
         "G3 rows after the end of the page": _g3_after_rtc_pdf(),
         # a JPEG whose stored channels poppler draws as they are, Pillow as YCbCr
@@ -423,6 +425,26 @@ def _shadowed_image_pdf(header: bytes = b"5 0 obj", trailer: bytes = b"") -> byt
     head, _, tail = (base[:at] + extra + base[at:]).rpartition(b"startxref\n")
     comment = b"" if trailer else b"% a comment\n"
     return head + b"startxref\n" + comment + b"%d\n%%%%EOF\n" % (int(tail.split()[0]) + len(extra))
+
+
+def _content_past_its_end_pdf() -> bytes:
+    """The content stream's `endstream` is followed by `%`; a white fill and a second
+    `endstream` sit between the last object and the xref table; a missing /Info makes
+    poppler rebuild its table, and then end the stream at that second `endstream`: the
+    page is painted over (an attacker review's reproducer)."""
+    content = DRAW + b"\n"
+    data = _pdf([
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox " + PAGE
+        + b" /Resources << /XObject << /Im0 4 0 R >> >> /Contents 5 0 R >>",
+        _g4_image(text_image("PAY ALICE 100")),
+        b"<< /Length %d >>\nstream\n" % len(content) + content + b"endstream%",
+    ]).replace(b"/Root 1 0 R >>", b"/Root 1 0 R /Info 99 0 R >>")
+    extra = b"1 g 0 0 612 212.5 re f\nendstream\n"
+    at = data.rindex(b"\nxref\n") + 1
+    head, _, tail = (data[:at] + extra + data[at:]).rpartition(b"startxref\n")
+    return head + b"startxref\n%d\n%%%%EOF\n" % (int(tail.split()[0]) + len(extra))
 
 
 def _g3_after_rtc_pdf() -> bytes:
