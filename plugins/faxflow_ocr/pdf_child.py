@@ -190,6 +190,7 @@ def _delimited(data: bytes, objects: list[int], tables: list[int]) -> None:
                     b"startxref" in region
                     and not _TABLE_END.fullmatch(region, region.find(b"startxref"))):
                 raise NotPlain("something follows an xref table")
+            _shallow(region)
             continue
         body, ending, rest = region.rpartition(b"endobj")
         if not ending or rest.strip(_WHITE) or region.count(b"endobj") != 1:
@@ -201,6 +202,23 @@ def _delimited(data: bytes, objects: list[int], tables: list[int]) -> None:
             at = body.index(b"endstream")
             if body[at - 1:at] not in (b"\n", b"\r") or body[at + 9:].strip(_WHITE):
                 raise NotPlain("a stream does not end on a line of its own")
+        _shallow(body[:body.index(b"stream")] if ends else body)
+
+
+_NESTING = re.compile(rb"<<|>>|\[|\]")
+MAX_DEPTH = 32  # a fax PDF's objects nest 2-4 deep
+
+
+def _shallow(text: bytes) -> None:
+    """NotPlain when arrays and dictionaries nest deeper than MAX_DEPTH: poppler stops
+    parsing at 500 levels and takes the next token as the closing bracket, qpdf does not,
+    so a key hidden 499 levels down (a second /Contents, a /Mask) is read by poppler
+    only (an attacker review). Brackets in strings count too: that only refuses more."""
+    depth = 0
+    for token in _NESTING.finditer(text):
+        depth += 1 if token[0] in (b"<<", b"[") else -1
+        if depth > MAX_DEPTH:
+            raise NotPlain("arrays or dictionaries nest too deep")
 
 
 def _bounded(raw: bytes, limit: int) -> bytes:

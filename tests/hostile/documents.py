@@ -406,6 +406,11 @@ def shows_other_than_its_image() -> dict[str, bytes]:
             b"5 000000 obj", trailer=b"/Info 99 0 R "),
         # the page's content goes on past an `endstream` poppler does not count as one
         "content past a hidden stream end": _content_past_its_end_pdf(),
+        # a /Decode 499 arrays deep: poppler's parser gives up at that depth and reads the
+        # /Decode as the image's own, qpdf reads it as an element of the array
+        "a /Decode hidden 499 levels deep": image_page_pdf(image=_g4_image(
+            text_image("PAY ALICE 100"),
+            b"/ID " + b"[" * 499 + b"/X" + b"]" * 498 + b" /Decode [1 0] ] ")),
         # G3 rows after an end-of-page mark: poppler stops there, libtiff reads on
         "G3 rows after the end of the page": _g3_after_rtc_pdf(),
         # a JPEG whose stored channels poppler draws as they are, Pillow as YCbCr
