@@ -26,6 +26,7 @@ from faxflow_ocr.options import OcrOptions
 from faxflow_ocr.service import OcrService
 from hostile import documents as hostile
 from PIL import Image, ImageChops, ImageStat
+from processes import children
 
 from faxflow.errors import PermanentError
 from faxflow.samples import make_fax
@@ -54,18 +55,7 @@ def mean_difference(a: Image.Image, b: Image.Image) -> float:
 
 def our_children() -> list[int]:
     """pids of this process's PDF reader children."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == os.getpid() and b"pdf_child.py" in cmdline:
-            found.append(int(entry.name))
-    return found
+    return list(children("pdf_child.py"))
 
 
 def test_a_fax_page_is_taken_out_exactly_without_the_worker_opening_the_pdf(

@@ -16,6 +16,7 @@ from pathlib import Path
 import faxflow_ocr
 import faxflow_ocr.libtess
 import pluggy
+import processes
 import pytest
 from faxflow_ocr.engine import PytesseractEngine
 from faxflow_ocr.failures import is_transient
@@ -60,17 +61,7 @@ def _others() -> None:
 
 
 def all_children() -> dict[int, str]:
-    found = {}
-    for entry in Path("/proc").glob("[0-9]*"):
-        try:
-            stat = (entry / "stat").read_text()
-            command = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        state, ppid = stat[stat.rindex(")") + 2:].split()[:2]
-        if int(ppid) == os.getpid() and b"libtess_child.py" in command:
-            found[int(entry.name)] = state
-    return found
+    return {pid: state for pid, (state, _) in processes.children("libtess_child.py").items()}
 
 
 def test_it_reads_exactly_what_the_tesseract_command_reads(tmp_path: Path) -> None:

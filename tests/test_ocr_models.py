@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -11,6 +10,7 @@ from faxflow_ocr import options as opts
 from faxflow_ocr.engine import find_tessdata
 from faxflow_ocr.options import OcrOptions
 from faxflow_ocr.service import OcrService
+from processes import children
 
 from faxflow.samples import cer, make_fax
 
@@ -74,16 +74,6 @@ def test_pages_are_read_with_the_model_s_folder(standard: Path, tmp_path: Path,
 
 
 def _libtess_children() -> list[list[str]]:
-    """The command lines of this process's libtesseract children."""
-    found = []
-    for entry in Path("/proc").glob("[0-9]*"):
-        try:
-            stat = (entry / "stat").read_text()
-            args = (entry / "cmdline").read_bytes().decode().split("\0")
-        except OSError:
-            continue
-        if int(stat[stat.rindex(")") + 2:].split()[1]) == os.getpid() and \
-                any(a.endswith("libtess_child.py") for a in args):
-            found.append(args[args.index(next(a for a in args
-                                               if a.endswith("libtess_child.py"))):])
-    return found
+    """The command lines of this process's libtesseract children, from the script on."""
+    return [args[next(i for i, a in enumerate(args) if a.endswith("libtess_child.py")):]
+            for _, args in children("libtess_child.py").values()]

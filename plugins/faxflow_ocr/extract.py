@@ -52,7 +52,7 @@ class Extractor:
             return None
         deadline = time.monotonic() + min(timeout, EXTRACT_SECONDS)
         with tempfile.TemporaryDirectory(dir=scratch) as folder:
-            out = Path(folder) / "page.pnm"
+            out = Path(folder) / "page"
             request = {"op": "extract", "path": str(path), "page": page.number,
                        "pages": page.document_pages, "object": list(page.image_object),
                        "width": page.image_width, "height": page.image_height,

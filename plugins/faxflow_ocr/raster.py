@@ -58,7 +58,7 @@ def load(path: Path, kind: str, page: PageInfo, options: OcrOptions,
     if kind == "tiff":
         return _tiff_frame(path, page, options)
     limit = options.page_timeout if timeout is None else timeout
-    if options.rasterizer == "extract" and extractor is not None:
+    if extractor is not None:  # the service makes one for rasterizer = "extract"
         started = time.monotonic()
         image = extractor.image(path, page, limit, scratch)
         if image is not None:
