@@ -18,7 +18,8 @@ import faxflow_ocr.libtess
 import pluggy
 import processes
 import pytest
-from faxflow_ocr.engine import PytesseractEngine
+from faxflow_ocr import prep
+from faxflow_ocr.engine import PytesseractEngine, page_file
 from faxflow_ocr.failures import is_transient
 from faxflow_ocr.libtess import LibtessEngine, TesseractFailed, find_library
 from faxflow_ocr.options import OcrOptions
@@ -66,7 +67,7 @@ def all_children() -> dict[int, str]:
 
 def test_it_reads_exactly_what_the_tesseract_command_reads(tmp_path: Path) -> None:
     """Same TSV renderer, same library: the text and confidences of the CLI, for a
-    black-and-white page (PBM) and a smoothed 8-bit one (PGM)."""
+    black-and-white page (PBM) and a smoothed 8-bit one (TIFF)."""
     bilevel = page()
     smoothed = page("standard", noisy=True, seed=3)
     smoothed = smoothed.resize((smoothed.width, smoothed.height * 2))
@@ -80,6 +81,29 @@ def test_it_reads_exactly_what_the_tesseract_command_reads(tmp_path: Path) -> No
     finally:
         library.close()
     assert list(tmp_path.iterdir()) == []  # page files, TSV and .err removed
+
+
+def test_an_8_bit_page_goes_to_tesseract_as_a_tiff_it_reads_as_it_reads_a_pgm(
+        tmp_path: Path) -> None:
+    """The 8-bit page file is an uncompressed TIFF (leptonica reads a PGM a pixel at a
+    time). Made from a page decoded from a G4 fax TIFF, whose compression and resolution
+    Pillow would carry over: the file holds the same pixels, no resolution of its own, and
+    tesseract reads from it exactly what it reads from a PGM of those pixels."""
+    sample = make_fax(kind="letter", pages=1, resolution="fine", fmt="tiff", seed=4)
+    with Image.open(io.BytesIO(sample.content)) as fax:
+        smoothed = prep.smooth(fax.convert("L"), False, False)
+    assert smoothed.info.get("compression") == "group4" and "dpi" in smoothed.info
+    name = page_file(smoothed, str(tmp_path / "page"))
+    with Image.open(name) as written:
+        assert written.format == "TIFF" and written.mode == "L"
+        assert written.info["compression"] == "raw" and written.info["dpi"] == (1, 1)
+        assert written.tobytes() == smoothed.tobytes()
+    smoothed.save(tmp_path / "page.pgm", format="PPM")
+    env = {**os.environ, "OMP_THREAD_LIMIT": "1"}
+    tsv = [subprocess.run(["tesseract", str(path), "-", "--psm", "4", "--dpi", "204", "tsv"],
+                          capture_output=True, env=env, check=True).stdout
+           for path in (Path(name), tmp_path / "page.pgm")]
+    assert tsv[0] == tsv[1] and tsv[0].count(b"\n") > 50
 
 
 def test_one_child_reads_page_after_page_and_ends_with_the_engine(tmp_path: Path) -> None:

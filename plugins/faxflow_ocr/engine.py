@@ -80,7 +80,7 @@ class PytesseractEngine(_Counter):
         # One run gives words with confidences (TSV) and, if asked, the PDF page.
         config = f"--psm {psm} --dpi {dpi} -c tessedit_create_tsv=1{self.folder}"
         self.count()
-        with _files(_for_cli(image), scratch) as (base, input_file):
+        with _files(image, scratch) as (base, input_file):
             pt.run_tesseract(input_file, base, "pdf" if want_pdf else "tsv", languages,
                              config=config, timeout=_whole_seconds(timeout))
             return result_of(base, want_pdf, picture)
@@ -91,7 +91,7 @@ class PytesseractEngine(_Counter):
 
         self.count()
         try:
-            with _files(_for_cli(image), scratch) as (base, input_file):
+            with _files(image, scratch) as (base, input_file):
                 pt.run_tesseract(input_file, base, "osd", "osd",
                                  config=f"--psm 0 --dpi {dpi}{self.folder}",
                                  timeout=_whole_seconds(timeout))
@@ -148,25 +148,43 @@ def replace_picture(pdf: bytes, picture: Image.Image) -> bytes:
 
 
 @contextmanager
-def _files(image: Image.Image, scratch: Path | None) -> Iterator[tuple[str, str]]:
-    """A base name for tesseract's output files and the page image written for it, in
-    `scratch` (the fax's spool folder, so a killed worker leaves nothing in /tmp); removed
-    afterwards. Without `scratch`, pytesseract's own temp files."""
-    from pytesseract import pytesseract as pt
-
-    if scratch is None:
-        with pt.save(image) as names:
-            yield names
-        return
+def _files(image: Image.Image, scratch: Path | None, pgm: bool = False,
+           ) -> Iterator[tuple[str, str]]:
+    """A base name for tesseract's output files and the page image written for it
+    (`page_file`; `pgm`: an 8-bit PGM, which the OSD child reads itself), in `scratch` (the
+    fax's spool folder, so a killed worker leaves nothing in /tmp; None: the system's temp
+    folder); removed afterwards."""
     fd, base = tempfile.mkstemp(prefix="tess_", dir=scratch)
     os.close(fd)
     try:
-        input_file = f"{base}_input.pnm"
-        image.save(input_file, format="PPM")
+        if pgm:
+            input_file = f"{base}_input.pgm"
+            image.save(input_file, format="PPM")
+        else:
+            input_file = page_file(image, base)
         yield base, input_file
     finally:
         for leftover in Path(base).parent.glob(f"{Path(base).name}*"):
             leftover.unlink(missing_ok=True)
+
+
+def page_file(image: Image.Image, base: str) -> str:
+    """The page as the file tesseract reads: a PBM when it is only black and white
+    (tesseract then skips its own thresholding, and embeds it G4-compressed in a searchable
+    PDF instead of as an 8-bit picture), else an uncompressed 8-bit TIFF. Not a PGM:
+    leptonica reads one with a read call per pixel, ~35 ms of tesseract's CPU on a fine page
+    (4% of its read; `perf stat` of the CLI, docs/benchmarks.md); not a PNG: encoding it
+    costs 40-60 ms. Both written in ~3 ms."""
+    image = _gray_or_bilevel(image)
+    if image.mode == "1":
+        name = f"{base}_input.pbm"
+        image.save(name, format="PPM")
+    else:
+        name = f"{base}_input.tif"
+        # "raw" said outright: Pillow would otherwise reuse the compression of the TIFF the
+        # page was decoded from (a G4 fax), which an 8-bit page cannot have.
+        image.save(name, format="TIFF", compression="raw")
+    return name
 
 
 class NoOutput(Exception):
@@ -183,16 +201,6 @@ def _output(name: str) -> bytes:
 
 def _whole_seconds(timeout: float) -> float:
     return max(0.5, timeout)
-
-
-def _for_cli(image: Image.Image) -> Image.Image:
-    """The image as the file pytesseract writes for the CLI: PNM, not PNG (PNG encoding
-    costs 40-60 ms per fax page, PNM 3 ms). A page that is only black and white goes as
-    1 bit (PBM): tesseract then skips its own thresholding, and embeds it G4-compressed in
-    a searchable PDF instead of as an 8-bit picture."""
-    image = _gray_or_bilevel(image)
-    image.format = "PPM"
-    return image
 
 
 def _gray_or_bilevel(image: Image.Image) -> Image.Image:

@@ -111,7 +111,7 @@ class LibtessEngine(cli._Counter):
             scratch: Path | None = None) -> OcrResult:
         self.count()
         deadline = time.monotonic() + timeout  # a child's start counts in the page's time
-        with cli._files(cli._for_cli(image), scratch) as (base, input_file), \
+        with cli._files(image, scratch) as (base, input_file), \
                 self._child(languages, timeout) as child:
             left = _left(deadline, timeout)
             answer = child.call({"op": "ocr", "image": input_file, "base": base, "psm": psm,
@@ -127,7 +127,7 @@ class LibtessEngine(cli._Counter):
         deadline = time.monotonic() + timeout
         gray = image if image.mode == "L" else image.convert("L")
         try:
-            with cli._files(gray, scratch) as (base, input_file), \
+            with cli._files(gray, scratch, pgm=True) as (base, input_file), \
                     self._child(None, timeout) as child:
                 answer = child.call({"op": "osd", "image": input_file, "base": base,
                                      "dpi": dpi}, _left(deadline, timeout), timeout)
