@@ -1,6 +1,6 @@
 """The OCR engines: pytesseract (the tesseract CLI per page) and tesserocr (the tesseract
 library kept loaded in this process, about 11-20% less time per page); libtess.py has the
-default, libtesseract. What they share: the page file for tesseract and its TSV."""
+default, libtesseract. What they share: the page file for tesseract and what it writes."""
 
 from __future__ import annotations
 
@@ -77,12 +77,16 @@ class PytesseractEngine(_Counter):
             scratch: Path | None = None) -> OcrResult:
         from pytesseract import pytesseract as pt
 
-        # One run gives words with confidences (TSV) and, if asked, the PDF page.
-        config = f"--psm {psm} --dpi {dpi} -c tessedit_create_tsv=1{self.folder}"
+        # One run gives the text, the words' confidences (TSV) and, if asked, the PDF page;
+        # asked for by variables, not by the `txt` and `pdf` config files, which another
+        # model's folder (`tessdata`) need not have.
+        outputs = "txt tsv pdf" if want_pdf else "txt tsv"
+        config = f"--psm {psm} --dpi {dpi}{self.folder} " + \
+            " ".join(f"-c tessedit_create_{kind}=1" for kind in outputs.split())
         self.count()
         with _files(image, scratch) as (base, input_file):
-            pt.run_tesseract(input_file, base, "pdf" if want_pdf else "tsv", languages,
-                             config=config, timeout=_whole_seconds(timeout))
+            pt.run_tesseract(input_file, base, "", languages, config=config,
+                             timeout=_whole_seconds(timeout))
             return result_of(base, want_pdf, picture)
 
     def rotation(self, image: Image.Image, dpi: int, timeout: float,
@@ -111,13 +115,24 @@ class PytesseractEngine(_Counter):
 
 
 def result_of(base: str, want_pdf: bool, picture: Image.Image | None) -> OcrResult:
-    """The result from the files tesseract's TSV (and PDF) renderers wrote at `base`."""
-    tsv = _output(f"{base}.tsv").decode("utf-8", "replace")
+    """The result from the files tesseract's text, TSV (and PDF) renderers wrote at `base`:
+    the text as tesseract writes it, the words' confidences from the TSV."""
+    confidence, words = tsv_confidences(_output(f"{base}.tsv").decode("utf-8", "replace"))
+    return text_result_of(base, confidence, words, want_pdf, picture)
+
+
+def text_result_of(base: str, confidence: float | None, words: int, want_pdf: bool,
+                   picture: Image.Image | None) -> OcrResult:
+    """The result from the files tesseract's text (and PDF) renderers wrote at `base`."""
+    text = _output(f"{base}.txt").decode("utf-8", "replace")
+    return OcrResult(text.strip(), confidence, words, _pdf_of(base, want_pdf, picture))
+
+
+def _pdf_of(base: str, want_pdf: bool, picture: Image.Image | None) -> bytes | None:
     pdf = _output(f"{base}.pdf") if want_pdf else None
     if pdf is not None and picture is not None:
         pdf = replace_picture(pdf, picture)
-    text, confidence, words = parse_tsv(tsv)
-    return OcrResult(text, confidence, words, pdf)
+    return pdf
 
 
 def replace_picture(pdf: bytes, picture: Image.Image) -> bytes:
@@ -210,34 +225,21 @@ def _gray_or_bilevel(image: Image.Image) -> Image.Image:
     return image if image.mode in ("L", "1") else image.convert("L")
 
 
-def parse_tsv(tsv: str) -> tuple[str, float | None, int]:
-    """Text (lines of words, blank line between blocks), mean word confidence, word count."""
-    lines: dict[tuple[int, int, int], list[str]] = {}
+def tsv_confidences(tsv: str) -> tuple[float | None, int]:
+    """Mean word confidence (0-100) and the number of words, from tesseract's TSV."""
     confidences: list[float] = []
     for row in tsv.splitlines()[1:]:
         cols = row.split("\t")
         if len(cols) < 12 or cols[0] != "5":
             continue
-        word = cols[11].strip()
-        if not word:
-            continue
         try:
-            key = (int(cols[2]), int(cols[3]), int(cols[4]))
             conf = float(cols[10])
         except ValueError:
             continue
-        lines.setdefault(key, []).append(word)
         if conf >= 0:
             confidences.append(conf)
-    out: list[str] = []
-    previous_block = None
-    for (block, _par, _line), words in lines.items():
-        if previous_block is not None and block != previous_block:
-            out.append("")
-        out.append(" ".join(words))
-        previous_block = block
     mean = sum(confidences) / len(confidences) if confidences else None
-    return "\n".join(out), mean, len(confidences)
+    return mean, len(confidences)
 
 
 # --- tesserocr ------------------------------------------------------------------------------

@@ -3,7 +3,7 @@ a child process (libtess_child.py) that reads page after page.
 
 The tesseract CLI spends ~80 ms of CPU starting (loading the model and its dictionaries)
 on every page, 10% of a fax page's read and most of a small page's; the child starts once.
-It reads each page through tesseract's ProcessPages with the same TSV (and PDF) renderers as
+It reads each page through tesseract's ProcessPages with the same text (and PDF) renderers as
 the CLI, so the text is the CLI's, byte for byte (tested). It stays a separate process for
 the reasons the CLI is one: a page that runs out of time is stopped by killing it, and a
 page that crashes tesseract takes down only the child, which the next page replaces.
@@ -119,7 +119,8 @@ class LibtessEngine(cli._Counter):
                                 timeout)
             if not answer.get("ok"):
                 raise TesseractFailed(_message(answer, base))
-            return cli.result_of(base, want_pdf, picture)
+            return cli.text_result_of(base, answer.get("confidence"), int(answer["words"]),
+                                      want_pdf, picture)
 
     def rotation(self, image: Image.Image, dpi: int, timeout: float,
                  scratch: Path | None = None) -> int | None:

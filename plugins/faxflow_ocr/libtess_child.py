@@ -8,9 +8,10 @@ request's own `.err` file, or nowhere. EOF on stdin ends it.
 
     {"op": "ocr", "image": PATH, "base": BASE, "psm": 4, "dpi": 204, "pdf": false,
      "timeout": 60}
-        -> BASE.tsv (and BASE.pdf), exactly as `tesseract PATH BASE --psm 4 --dpi 204
-           -c tessedit_create_tsv=1 [pdf]` writes them (tesseract's ProcessPages, as the
-           CLI calls it); answer {"ok": true}
+        -> BASE.txt (and BASE.pdf), exactly as `tesseract PATH BASE --psm 4 --dpi 204
+           [pdf]` writes them (tesseract's ProcessPages, as the CLI calls it); answer
+           {"ok": true, "confidence": MEAN, "words": N}: the words' confidences as
+           tesseract's AllWordConfidences gives them (0-100), MEAN null without words
     {"op": "osd", "image": PATH, "base": BASE, "dpi": 204}   PATH an 8-bit PGM (P5)
         -> {"ok": true, "degrees": 90, "confidence": 4.1} or {"ok": false, "error": ...}
 """
@@ -49,7 +50,9 @@ def bind(path: str) -> Any:
             [P, ctypes.POINTER(ctypes.c_int), ctypes.POINTER(ctypes.c_float),
              ctypes.POINTER(S), ctypes.POINTER(ctypes.c_float)], ctypes.c_int),
         "TessBaseAPIClear": ([P], None),
-        "TessTsvRendererCreate": ([S], P),
+        "TessTextRendererCreate": ([S], P),
+        "TessBaseAPIAllWordConfidences": ([P], ctypes.POINTER(ctypes.c_int)),
+        "TessDeleteIntArray": ([ctypes.POINTER(ctypes.c_int)], None),
         "TessPDFRendererCreate": ([S, S, ctypes.c_int], P),
         "TessResultRendererInsert": ([P, P], None),
         "TessDeleteResultRenderer": ([P], None),
@@ -80,7 +83,12 @@ class Tesseract:
         base = request["base"].encode()
         lib.TessBaseAPISetPageSegMode(api, int(request["psm"]))
         lib.TessBaseAPISetVariable(api, b"user_defined_dpi", str(int(request["dpi"])).encode())
-        renderer = lib.TessTsvRendererCreate(base)
+        # The text renderer, not the TSV one: tesseract 5.3 builds a TSV by walking its
+        # result iterator word by word, and each step restarts the text line from the top
+        # of the page (PAGE_RES_IT::restart_row): quadratic in the words, +1.1 s (17%) on a
+        # dense 2,150-word page, ~1% on a fax page. The confidences come from the page's
+        # words directly (AllWordConfidences), in one pass.
+        renderer = lib.TessTextRendererCreate(base)
         if request.get("pdf"):
             lib.TessResultRendererInsert(renderer, lib.TessPDFRendererCreate(
                 base, lib.TessBaseAPIGetDatapath(api), 0))
@@ -92,7 +100,24 @@ class Tesseract:
                                                backstop, renderer)
         finally:
             lib.TessDeleteResultRenderer(renderer)  # also the ones inserted; writes the files
-        return {"ok": bool(done)} if done else {"ok": False, "error": "tesseract failed"}
+        if not done:
+            return {"ok": False, "error": "tesseract failed"}
+        confidences = self._confidences()
+        lib.TessBaseAPIClear(api)  # the page's results, not kept until the next page
+        mean = sum(confidences) / len(confidences) if confidences else None
+        return {"ok": True, "confidence": mean, "words": len(confidences)}
+
+    def _confidences(self) -> list[int]:
+        found = self.lib.TessBaseAPIAllWordConfidences(self.api)
+        if not found:
+            return []
+        values: list[int] = []
+        try:
+            while found[len(values)] != -1:  # the array ends with -1
+                values.append(int(found[len(values)]))
+        finally:
+            self.lib.TessDeleteIntArray(found)
+        return values
 
     def osd(self, request: dict[str, Any]) -> dict[str, Any]:
         lib = self.lib
