@@ -119,7 +119,7 @@ class LibtessEngine(cli._Counter):
                                 timeout)
             if not answer.get("ok"):
                 raise TesseractFailed(_message(answer, base))
-            return cli.text_result_of(base, answer.get("confidence"), int(answer["words"]),
+            return cli.text_result_of(base, answer.get("confidence"), int(answer.get("words", 0)),
                                       want_pdf, picture)
 
     def rotation(self, image: Image.Image, dpi: int, timeout: float,
