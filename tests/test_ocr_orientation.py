@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import io
 import random
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
-from faxflow_ocr import prep
+from faxflow_ocr import barcodes, prep
 from faxflow_ocr.options import OcrOptions
 from faxflow_ocr.page import orientation_check
 from faxflow_ocr.service import OcrService, Outcome
@@ -79,6 +81,72 @@ def test_blank_page_and_photo_have_no_lines() -> None:
     for image in (blank, specks, photo):
         layout = prep.layout(image, 204)
         assert (layout.lines, layout.turn, layout.skew) == (False, None, None)
+    assert prep.layout(blank, 204).blank and prep.layout(specks, 204).blank
+    assert not prep.layout(photo, 204).blank  # a picture is no text, but it is not blank
+
+
+def footer_only_page() -> Image.Image:
+    """A fax page whose only text is its footer, drawn by the sample generator's own page
+    (the footer line of a generated letter, everything above it whited out)."""
+    page, truth = fine_page(seed=2, kind="letter")
+    footer = truth.splitlines()[-1]
+    assert footer.startswith("Page ")
+    box = page.point(lambda v: 255 if v > 127 else 0).getbbox()
+    assert box is not None
+    rows = [y for y in range(box[3] - 1, box[1], -1)
+            if page.crop((0, y, page.width, y + 1)).getextrema()[0] < 128]
+    gap = next(y for y in range(rows[0], box[1], -1)
+               if page.crop((0, y - 12, page.width, y)).getextrema()[0] > 127)
+    blank = Image.new("L", page.size, 255)
+    blank.paste(page.crop((0, gap, page.width, page.height)), (0, gap))
+    return blank
+
+
+def test_a_page_with_one_line_of_text_is_not_blank() -> None:
+    layout = prep.layout(footer_only_page(), 204)
+    assert not layout.blank and layout.ink < 0.001  # just above MIN_TEXT_INK: one line
+
+
+def specked_blank_page() -> Image.Image:
+    blank = Image.new("L", (1728, 2287), 255)
+    for x, y in ((100, 200), (900, 1500), (1600, 40)):  # a few specks from the glass
+        blank.putpixel((x, y), 0)
+    return blank
+
+
+@pytest.mark.parametrize(("make", "text"), [(specked_blank_page, False),
+                                            (footer_only_page, True)])
+def test_tesseract_is_given_a_blank_page_as_it_is_and_text_smoothed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make: Callable[[], Image.Image],
+        text: bool) -> None:
+    """Smoothing is for text: a blank page (a few specks) reaches tesseract unsmoothed,
+    black and white, and its barcodes get no second pass; a page with one line of text is
+    still smoothed, and read. What tesseract is handed is taken at the engine."""
+    path = tmp_path / "page.tif"
+    path.write_bytes(tiff_bytes(make()))
+    ocr = OcrService(OcrOptions(cache=False, workers=1), None)  # type: ignore[arg-type]
+    handed: list[Image.Image] = []
+    retries: list[int] = []
+    real_ocr, real_retry = ocr.engine.ocr, barcodes.Reader.retry
+
+    def ocr_recorded(picture: Image.Image, *args: Any, **kwargs: Any) -> Any:
+        handed.append(picture)
+        return real_ocr(picture, *args, **kwargs)
+
+    def retry_recorded(reader: barcodes.Reader, *args: Any, **kwargs: Any) -> None:
+        retries.append(1)
+        real_retry(reader, *args, **kwargs)
+
+    monkeypatch.setattr(ocr.engine, "ocr", ocr_recorded)
+    monkeypatch.setattr(barcodes.Reader, "retry", retry_recorded)
+    try:
+        outcome = ocr.read(path, path.name, "", "eng")
+    finally:
+        ocr.close()
+    assert len(handed) == 1 and prep.is_bilevel(handed[0]) != text
+    assert bool(retries) == text
+    assert outcome.pages[0].error is None
+    assert ("Page 1 of 1" in outcome.pages[0].text) == text
 
 
 # --- when OSD is asked (pure) ----------------------------------------------------------------

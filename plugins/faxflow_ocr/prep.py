@@ -218,6 +218,10 @@ ASCENDER_RATIO = 1.4  # upright Latin text 1.4-8, upside down 0.13-0.72: turn be
 SURE_UPRIGHT = 1.25
 MIN_LINE_INK = 0.05  # of a strip's darkest row: rows below are gaps between lines
 MIN_LINE_PIECES = 8  # pieces of text line (line x strip) of a text line's height
+# Share of the page that is ink at LAYOUT_DPI below which a page holds no text worth
+# smoothing: a real blank scan measured 0.005% (its specks mostly vanish at that
+# resolution), a fax page whose only text is "Page 2 of 2" 0.02%, a text page 2-11%.
+MIN_TEXT_INK = 0.0001
 _NOT_SOLID = [0 if v > 204 else v for v in range(256)]
 
 
@@ -234,13 +238,20 @@ class Layout:
     there are no lines or the best angle is at the edge of the search range.
 
     `ascenders`: Latin text has more ink above its lines' core (b d f h k l t, capitals,
-    digits) than below it (g j p q y), so upright lines measure > 1, upside-down < 1."""
+    digits) than below it (g j p q y), so upright lines measure > 1, upside-down < 1.
+    `ink`: the share of the page that is ink at about 100 dpi (MIN_TEXT_INK)."""
 
     lines: bool
     turn: int | None
     skew: float | None
     alignment: tuple[float, float]  # rows, columns
     ascenders: float  # ink above the lines' core / ink below, on the lines' axis
+    ink: float = 1.0
+
+    @property
+    def blank(self) -> bool:
+        """Next to no ink: nothing for tesseract to read, so nothing to smooth."""
+        return self.ink < MIN_TEXT_INK
 
     @property
     def upright(self) -> bool:
@@ -253,8 +264,9 @@ def layout(gray: Image.Image, dpi: float) -> Layout:
     scale = max(1, round((dpi or 200) / LAYOUT_DPI))
     small = gray.reduce(scale) if scale > 1 else gray
     ink = small.point(_INK if _mostly_bilevel(small) else _otsu_ink(small))
-    if ink.getbbox() is None:
-        return Layout(False, None, None, (0.0, 0.0), 1.0)
+    share = ink.histogram()[255] / (ink.width * ink.height)
+    if not share:
+        return Layout(False, None, None, (0.0, 0.0), 1.0, 0.0)
     ppi = (dpi or 200) / scale  # pixels per inch of `ink`
     rows = _Axis(ink.resize((_STRIPS, ink.height), Image.Resampling.BOX), ink.width, ppi)
     # Turned so that the columns' lines run the way rows' lines do: up in `columns` is the
@@ -265,16 +277,16 @@ def layout(gray: Image.Image, dpi: float) -> Layout:
     alignment = (round(rows.alignment, 3), round(columns.alignment, 3))
     best, other = (rows, columns) if rows.alignment >= columns.alignment else (columns, rows)
     if best.alignment < MIN_ALIGNMENT or best.alignment < ALIGNMENT_MARGIN * other.alignment:
-        return Layout(False, None, None, alignment, 1.0)
+        return Layout(False, None, None, alignment, 1.0, share)
     angle = best.refine()
     ratio, runs = best.ascenders(angle)
     if runs < MIN_LINE_PIECES:  # a rule or a scanner's edge lines up too, but is no text
-        return Layout(False, None, None, alignment, 1.0)
+        return Layout(False, None, None, alignment, 1.0, share)
     upright, flipped = (0, 180) if best is rows else (270, 90)
     turn = upright if ratio >= ASCENDER_RATIO else flipped if ratio <= 1 / ASCENDER_RATIO \
         else None
     skew = angle if best is rows and abs(angle) < SKEW_LIMIT - 0.05 else None
-    return Layout(True, turn, skew, alignment, round(ratio, 2))
+    return Layout(True, turn, skew, alignment, round(ratio, 2), share)
 
 
 class _Axis:
