@@ -46,7 +46,8 @@ PLAIN_COLOURS = {"/DeviceGray": "L", "/DeviceRGB": "RGB"}
 MAX_CONTENT = 4096  # bytes: "q 609.88 0 0 840.12 0 0 cm /Im0 Do Q" is 40
 # The page's content, as fax software writes it: numbers, one name, four operators,
 # separated by PDF's white space (not Python's: a vertical tab is part of a name there).
-_SPACE = rb"[\x00\t\n\x0c\r ]"
+_WHITE = b"\x00\t\n\x0c\r "  # PDF's white space
+_SPACE = b"[" + re.escape(_WHITE) + b"]"
 _TOKEN = re.compile(rb"%s*(?:(-?\d+(?:\.\d*)?|-?\.\d+)|/([A-Za-z0-9_.+-]{1,127})"
                     rb"|(q|Q|cm|Do))(?=%s|/|$)" % (_SPACE, _SPACE))
 # Keys allowed in each dictionary read, with the Python type pikepdf gives their values
@@ -75,7 +76,7 @@ def content_ops(data: bytes) -> list[tuple[list[float | str], str]]:
     """The operators of a content stream made of numbers, names and q Q cm Do only."""
     ops: list[tuple[list[float | str], str]] = []
     operands: list[float | str] = []
-    position, end = 0, len(data.rstrip(b"\x00\t\n\x0c\r "))
+    position, end = 0, len(data.rstrip(_WHITE))
     while position < end:
         match = _TOKEN.match(data, position)
         if match is None:
@@ -190,7 +191,6 @@ def canonical(data: bytes) -> None:
 
 
 _TABLE_END = re.compile(rb"startxref%s+[0-9]+%s+%%%%EOF%s*" % (_SPACE, _SPACE, _SPACE))
-_WHITE = b"\x00\t\n\x0c\r "
 
 
 def _delimited(data: bytes, objects: list[int], tables: list[int]) -> None:
